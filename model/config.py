@@ -1,0 +1,46 @@
+"""The small configuration saved with every model: network shape and input geometry.
+
+The input geometry belongs to the model because preprocessing must put every snip on the
+scale the model was trained at; a model trained at another glyph size carries its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+
+@dataclass
+class InputSpec:
+    glyph_height: float = 12.0  # median ink-component height after rescaling, in pixels
+    margin: int = 4             # blank pixels kept around the ink on every side
+    grid: int = 16              # height and width are padded up to multiples of this
+    max_height: int = 256       # larger inputs are downscaled to fit
+    max_width: int = 1024
+    min_ink_pixels: int = 4     # fewer dark pixels than this: a blank snip
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int = 0
+    encoder_stages: int = 3     # ResNet-18 stages kept (1-4); stride is 2 ** (stages + 1)
+    d_model: int = 256
+    nhead: int = 8
+    decoder_layers: int = 3
+    dim_feedforward: int = 1024
+    dropout: float = 0.1
+    max_len: int = 256          # longest token sequence the decoder can emit (BOS included)
+    input: InputSpec = field(default_factory=InputSpec)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        """Build from saved values; unknown keys are refused so a mismatch is caught early."""
+        data = dict(data)
+        spec = InputSpec(**data.pop("input", {}))
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**data, input=spec)

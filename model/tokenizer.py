@@ -1,0 +1,326 @@
+"""LaTeX tokens: split, normalize to one canonical form, write back as a person would type it.
+
+The canonical form is what the model is trained to emit and what scoring compares, so two
+spellings that render the same (``x^2`` and ``x^{2}``, ``\\le`` and ``\\leq``) must become one
+token sequence.  Invisible or style-only commands (``\\displaystyle``, thin spaces, ``\\limits``)
+are dropped: a snip cannot show them reliably, so asking the model for them only adds noise.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Union
+
+SPACE = " "  # the token for a space inside text mode (\text{if x}); never emitted in math mode
+
+# Commands whose argument is typeset in text mode, where spaces are significant.
+TEXT_COMMANDS = {"\\text", "\\textrm", "\\textbf", "\\textit", "\\textsf", "\\texttt", "\\mbox", "\\textnormal"}
+
+# Number of mandatory arguments of the commands whose arguments we brace canonically.
+ARG_COUNT = {
+    "\\frac": 2, "\\binom": 2, "\\overset": 2, "\\underset": 2, "\\stackrel": 2, "\\cfrac": 2,
+    "\\sqrt": 1, "\\hat": 1, "\\widehat": 1, "\\bar": 1, "\\overline": 1, "\\underline": 1,
+    "\\vec": 1, "\\tilde": 1, "\\widetilde": 1, "\\dot": 1, "\\ddot": 1, "\\dddot": 1, "\\check": 1,
+    "\\breve": 1, "\\acute": 1, "\\grave": 1, "\\mathring": 1, "\\overbrace": 1, "\\underbrace": 1,
+    "\\overrightarrow": 1, "\\overleftarrow": 1, "\\xrightarrow": 1, "\\xleftarrow": 1,
+    "\\mathbb": 1, "\\mathcal": 1, "\\mathscr": 1, "\\mathfrak": 1, "\\mathrm": 1, "\\mathbf": 1,
+    "\\mathit": 1, "\\mathsf": 1, "\\mathtt": 1, "\\boldsymbol": 1, "\\operatorname": 1,
+    "\\operatorname*": 1, "\\pmod": 1, "\\boxed": 1, "\\phantom": 1,
+    **{c: 1 for c in TEXT_COMMANDS},
+}
+OPTIONAL_ARG = {"\\sqrt", "\\xrightarrow", "\\xleftarrow"}
+
+SYNONYMS = {
+    "\\le": "\\leq", "\\ge": "\\geq", "\\ne": "\\neq", "\\rightarrow": "\\to", "\\gets": "\\leftarrow",
+    "\\lbrace": "\\{", "\\rbrace": "\\}", "\\vert": "|", "\\lvert": "|", "\\rvert": "|",
+    "\\Vert": "\\|", "\\lVert": "\\|", "\\rVert": "\\|", "\\dots": "\\ldots", "\\dotsc": "\\ldots",
+    "\\dotsb": "\\cdots", "\\dotsm": "\\cdots", "\\dotsi": "\\cdots", "\\land": "\\wedge",
+    "\\lor": "\\vee", "\\lnot": "\\neg", "\\bm": "\\boldsymbol", "\\dfrac": "\\frac",
+    "\\tfrac": "\\frac", "\\bigl": "\\big", "\\bigr": "\\big", "\\Bigl": "\\Big", "\\Bigr": "\\Big",
+    "\\biggl": "\\bigg", "\\biggr": "\\bigg", "\\Biggl": "\\Bigg", "\\Biggr": "\\Bigg",
+    "\\bigm": "\\big", "\\Bigm": "\\Big", "\\textrm": "\\text", "\\mbox": "\\text",
+    "\\textnormal": "\\text", "\\lbrack": "[", "\\rbrack": "]", "\\owns": "\\ni",
+    "\\implies": "\\Longrightarrow", "\\impliedby": "\\Longleftarrow", "\\lt": "<", "\\gt": ">",
+    "\\thinspace": "\\,", "\\medspace": "\\:", "\\thickspace": "\\;", "\\negthinspace": "\\!",
+}
+
+# Dropped: style switches and spacing a snip cannot show reliably.
+DROP = {
+    "\\displaystyle", "\\textstyle", "\\scriptstyle", "\\scriptscriptstyle", "\\limits",
+    "\\nolimits", "\\,", "\\:", "\\;", "\\!", "\\>", "\\ ", "~", "\\enspace", "\\nobreak",
+    "\\relax", "\\mathstrut", "\\strut", "\\allowbreak", "\\hfill", "\\hfil",
+}
+# Dropped together with their one braced argument.
+DROP_WITH_ARG = {"\\hspace", "\\hspace*", "\\vspace", "\\label", "\\tag", "\\color", "\\kern", "\\mspace"}
+
+# Old-style font switches: {\rm d} is \mathrm{d}.
+FONT_SWITCHES = {"\\rm": "\\mathrm", "\\bf": "\\mathbf", "\\cal": "\\mathcal", "\\it": "\\mathit",
+                 "\\sf": "\\mathsf", "\\tt": "\\mathtt", "\\mit": "\\mathit", "\\Bbb": "\\mathbb"}
+
+# \operatorname{sin} renders as \sin.
+NAMED_OPERATORS = {
+    "arccos", "arcsin", "arctan", "arg", "cos", "cosh", "cot", "coth", "csc", "deg", "det", "dim",
+    "exp", "gcd", "hom", "inf", "ker", "lg", "lim", "liminf", "limsup", "ln", "log", "max", "min",
+    "Pr", "sec", "sin", "sinh", "sup", "tan", "tanh",
+}
+
+# Groups around these are kept: braces change their spacing ({=} is an ordinary atom).
+_SPACING_SENSITIVE = set("+-=<>,;:*/|") | {"\\pm", "\\mp", "\\times", "\\cdot", "\\leq", "\\geq",
+                                          "\\neq", "\\to", "\\in", "\\subset", "\\cup", "\\cap"}
+
+_TOKEN_RE = re.compile(r"\\(?:[a-zA-Z]+\*?|.)|\s+|.", re.DOTALL)
+_ENV_RE = re.compile(r"\\(begin|end)\s*\{\s*([a-zA-Z]+\*?)\s*\}")
+
+
+class LatexSyntaxError(ValueError):
+    """The formula cannot be parsed (unbalanced braces, dangling script...)."""
+
+
+def tokenize(latex: str) -> list[str]:
+    """Split LaTeX into tokens: control words, control symbols, single characters.
+
+    ``\\begin{pmatrix}`` is one token, and inside text-mode arguments (``\\text{...}``)
+    each run of spaces becomes the SPACE token, because there spaces are visible.
+    """
+    tokens: list[str] = []
+    text_depth: list[int] = []  # brace depths at which a text-mode argument started
+    depth = 0
+    pending_text = False
+    pos = 0
+    while pos < len(latex):
+        env = _ENV_RE.match(latex, pos)
+        if env:
+            tokens.append(f"\\{env.group(1)}{{{env.group(2)}}}")
+            pos = env.end()
+            continue
+        match = _TOKEN_RE.match(latex, pos)
+        assert match is not None
+        tok = match.group(0)
+        pos = match.end()
+        in_text = bool(text_depth)
+        if tok.isspace():
+            if in_text and tokens and tokens[-1] != SPACE:
+                tokens.append(SPACE)
+            continue
+        if re.fullmatch(r"\\[a-zA-Z]+\*", tok) and tok not in ("\\operatorname*", "\\hspace*"):
+            # \frac* is not a command: the star is its own token.
+            tokens.append(tok[:-1])
+            tok = "*"
+        if tok == "{":
+            depth += 1
+            if pending_text:
+                text_depth.append(depth)
+                pending_text = False
+        elif tok == "}":
+            if text_depth and text_depth[-1] == depth:
+                text_depth.pop()
+            depth -= 1
+        elif tok in TEXT_COMMANDS:
+            pending_text = True
+        tokens.append(tok)
+    return tokens
+
+
+# ---------------------------------------------------------------- parse tree and normal form
+
+Node = Union[str, "Group"]
+
+
+@dataclass
+class Group:
+    """A brace group ``{...}``."""
+
+    children: list[Node] = field(default_factory=list)
+
+
+def parse(tokens: list[str]) -> list[Node]:
+    """Nest tokens into brace groups; raise LatexSyntaxError when braces do not balance."""
+    stack: list[list[Node]] = [[]]
+    for tok in tokens:
+        if tok == "{":
+            stack.append([])
+        elif tok == "}":
+            if len(stack) == 1:
+                raise LatexSyntaxError("unbalanced '}'")
+            children = stack.pop()
+            stack[-1].append(Group(children))
+        else:
+            stack[-1].append(tok)
+    if len(stack) != 1:
+        raise LatexSyntaxError("unbalanced '{'")
+    return stack[0]
+
+
+def _flatten(nodes: list[Node]) -> list[str]:
+    out: list[str] = []
+    for node in nodes:
+        if isinstance(node, Group):
+            out.append("{")
+            out.extend(_flatten(node.children))
+            out.append("}")
+        else:
+            out.append(node)
+    return out
+
+
+def _as_group(node: Node) -> Group:
+    return node if isinstance(node, Group) else Group([node])
+
+
+def _is_plain(node: Node) -> bool:
+    """A single token whose surrounding braces change nothing visible."""
+    return (isinstance(node, str) and node != SPACE and node not in _SPACING_SENSITIVE
+            and node not in ARG_COUNT and node not in ("^", "_", "&", "\\\\", "'")
+            and not node.startswith(("\\begin", "\\end")) and node not in ("\\left", "\\right"))
+
+
+def _is_single_construct(nodes: list[Node]) -> bool:
+    """One token, or one command with exactly its braced arguments: {x}, {\\mathrm{d}}."""
+    if len(nodes) == 1:
+        return _is_plain(nodes[0])
+    head = nodes[0]
+    return (isinstance(head, str) and head in ARG_COUNT and head not in TEXT_COMMANDS
+            and len(nodes) == 1 + ARG_COUNT[head] and all(isinstance(n, Group) for n in nodes[1:]))
+
+
+def _normalize_text(nodes: list[Node]) -> list[Node]:
+    """Text-mode content: kept as typed, nested groups normalized the same way."""
+    return [Group(_normalize_text(n.children)) if isinstance(n, Group) else n for n in nodes]
+
+
+def _take_argument(nodes: list[Node], i: int) -> tuple[Group, int]:
+    """The argument starting at nodes[i], braced; a bare command keeps its own arguments."""
+    if i >= len(nodes):
+        raise LatexSyntaxError("missing argument")
+    node = nodes[i]
+    if isinstance(node, Group):
+        return Group(_normalize(node.children)), i + 1
+    node = SYNONYMS.get(node, node)
+    if node in ARG_COUNT or node in ("^", "_"):
+        # e.g. x^\frac12: brace the command together with its arguments
+        consumed, j = _normalize_one(nodes, i)
+        return Group(consumed), j
+    return Group([node]), i + 1
+
+
+def _normalize_one(nodes: list[Node], i: int) -> tuple[list[Node], int]:
+    """Normalize the construct that starts at nodes[i]; return its nodes and the next index."""
+    node = nodes[i]
+    if isinstance(node, Group):
+        inner = _normalize(node.children)
+        if not inner:
+            return [], i + 1
+        if _is_single_construct(inner):
+            return inner, i + 1
+        return [Group(inner)], i + 1
+    tok = SYNONYMS.get(node, node)
+    if tok in DROP:
+        return [], i + 1
+    if tok in DROP_WITH_ARG:
+        j = i + 1
+        if j < len(nodes) and nodes[j] == "*":
+            j += 1
+        return [], min(j + 1, len(nodes))
+    if tok in FONT_SWITCHES:
+        rest = _normalize(nodes[i + 1:])
+        return ([FONT_SWITCHES[tok], Group(rest)] if rest else []), len(nodes)
+    if tok in ("^", "_"):
+        arg, j = _take_argument(nodes, i + 1)
+        if tok == "^" and arg.children == ["\\prime"]:
+            return ["'"], j
+        return [tok, arg], j
+    if tok in ("\\left", "\\right", "\\big", "\\Big", "\\bigg", "\\Bigg"):
+        if i + 1 < len(nodes) and isinstance(nodes[i + 1], str):
+            delim = SYNONYMS.get(nodes[i + 1], nodes[i + 1])
+            return [tok, delim], i + 2
+        return [tok], i + 1
+    if tok in ARG_COUNT:
+        out: list[Node] = [tok]
+        j = i + 1
+        if tok in OPTIONAL_ARG and j < len(nodes) and nodes[j] == "[":
+            k = j + 1
+            while k < len(nodes) and nodes[k] != "]":
+                k += 1
+            if k >= len(nodes):
+                raise LatexSyntaxError(f"unclosed optional argument of {tok}")
+            optional = _normalize(nodes[j + 1:k])
+            if optional:
+                out += ["[", *optional, "]"]
+            j = k + 1
+        for _ in range(ARG_COUNT[tok]):
+            if tok in TEXT_COMMANDS and j < len(nodes) and isinstance(nodes[j], Group):
+                arg = Group(_normalize_text(nodes[j].children))
+                j += 1
+            else:
+                arg, j = _take_argument(nodes, j)
+            out.append(arg)
+        if tok in ("\\operatorname", "\\operatorname*") and isinstance(out[1], Group):
+            name = "".join(c for c in out[1].children if isinstance(c, str))
+            if (tok == "\\operatorname" and name in NAMED_OPERATORS
+                    and all(isinstance(c, str) and len(c) == 1 for c in out[1].children)):
+                return [f"\\{name}"], j
+        return out, j
+    return [tok], i + 1
+
+
+def _reorder_scripts(nodes: list[Node]) -> list[Node]:
+    """Put a subscript before a superscript on the same base: x^{a}_{b} is x_{b}^{a}."""
+    out = list(nodes)
+    k = 0
+    while k + 3 < len(out):
+        if out[k] == "^" and out[k + 2] == "_" and (k + 4 >= len(out) or out[k + 4] not in ("^", "_")):
+            out[k:k + 4] = [out[k + 2], out[k + 3], out[k], out[k + 1]]
+            k += 4
+        else:
+            k += 1
+    return out
+
+
+def _normalize(nodes: list[Node]) -> list[Node]:
+    out: list[Node] = []
+    i = 0
+    while i < len(nodes):
+        produced, i = _normalize_one(nodes, i)
+        out.extend(produced)
+    return _reorder_scripts(out)
+
+
+def normalize_tokens(tokens: list[str]) -> list[str]:
+    """Canonical token sequence of a tokenized formula."""
+    return _flatten(_normalize(parse(tokens)))
+
+
+def normalize(latex: str) -> list[str]:
+    """Canonical token sequence of a LaTeX formula (the training target and scoring form)."""
+    return normalize_tokens(tokenize(latex))
+
+
+# ---------------------------------------------------------------- back to LaTeX
+
+_CONTROL_WORD = re.compile(r"\\[a-zA-Z]+\*?")
+
+
+def detokenize(tokens: list[str]) -> str:
+    """LaTeX the way a person types it: ``\\frac{a}{b}``, ``\\alpha x``, ``a & b \\\\ c``."""
+    out: list[str] = []
+    prev = ""
+    for tok in tokens:
+        if tok in ("&", "\\\\"):
+            out.append(f" {tok} ")
+            prev = " "
+            continue
+        if tok == SPACE:
+            out.append(" ")
+            prev = " "
+            continue
+        if _CONTROL_WORD.fullmatch(prev) and (tok[0].isalpha() or tok[0].isdigit() or tok == "*"):
+            out.append(" ")
+        out.append(tok)
+        prev = tok
+    return "".join(out).strip()
+
+
+def canonical(latex: str) -> str:
+    """Normalize and write back: the LaTeX a user is shown for any spelling of a formula."""
+    return detokenize(normalize(latex))
