@@ -1,0 +1,103 @@
+"""Tokenizer, normalizer and detokenizer: one canonical form for every spelling."""
+
+import pytest
+
+from model.tokenizer import LatexSyntaxError, canonical, detokenize, normalize, tokenize
+from model.vocab import BOS, EOS, UNK, Vocab
+
+SAME = [
+    (r"x^2", r"x^{2}"),
+    (r"x^{2}_{i}", r"x_i^2"),
+    (r"\frac12", r"\frac{1}{2}"),
+    (r"\dfrac{a}{b}", r"\frac{a}{b}"),
+    (r"a\le b", r"a\leq b"),
+    (r"a \rightarrow b", r"a\to b"),
+    (r"{\rm d}x", r"\mathrm{d}x"),
+    (r"\displaystyle\sum\limits_{i=1}^n i", r"\sum_{i=1}^{n}i"),
+    (r"\int f(x)\,dx", r"\int f(x)dx"),
+    (r"f^\prime", r"f'"),
+    (r"\operatorname{sin} x", r"\sin x"),
+    (r"\bm{x}", r"\boldsymbol{x}"),
+    (r"\frac { 1 } { 2 }", r"\frac{1}{2}"),  # im2latex-100k token spacing
+    (r"\left\lbrace x \right\rbrace", r"\left\{x\right\}"),
+    (r"\hat\alpha", r"\hat{\alpha}"),
+    (r"\mathbb R", r"\mathbb{R}"),
+    (r"{x}", r"x"),
+    (r"\sqrt[3]x", r"\sqrt[3]{x}"),
+    (r"\begin {pmatrix} a & b \end {pmatrix}", r"\begin{pmatrix}a&b\end{pmatrix}"),
+]
+
+
+@pytest.mark.parametrize("a,b", SAME)
+def test_spellings_share_one_canonical_form(a, b):
+    assert normalize(a) == normalize(b)
+
+
+def test_tokens():
+    assert tokenize(r"\alpha_{1}+\{x\}\,\\") == ["\\alpha", "_", "{", "1", "}", "+", "\\{", "x", "\\}", "\\,", "\\\\"]
+    assert tokenize(r"\begin{cases}x\end{cases}") == ["\\begin{cases}", "x", "\\end{cases}"]
+
+
+def test_text_keeps_its_spaces_math_does_not():
+    assert normalize(r"\text{if  x} y") == ["\\text", "{", "i", "f", " ", "x", "}", "y"]
+    assert normalize(r"a   b") == ["a", "b"]
+    assert detokenize(normalize(r"\text{for all } x")) == r"\text{for all }x"
+
+
+TRICKY = [
+    r"\frac{\partial^2 u}{\partial x^2}=c^2\nabla^2u",
+    r"\sum_{k=0}^{\infty}\frac{x^k}{k!}=e^x",
+    r"\begin{bmatrix}1&0\\0&1\end{bmatrix}",
+    r"f(x)=\begin{cases}x^2&\text{if } x>0\\0&\text{otherwise}\end{cases}",
+    r"\left(\frac{a}{b}\right)^{n}",
+    r"\mathcal{L}\{f\}(s)=\int_0^\infty e^{-st}f(t)\,dt",
+    r"\alpha x+\beta y",
+    r"\overbrace{a+b}^{n}\underbrace{c}_{m}",
+    r"\sqrt[n]{\frac{1}{1+x}}",
+    r"\begin{array}{cc}a&b\\c&d\end{array}",
+    r"x\in\mathbb{R}^{n\times m}",
+    r"\lim_{n\to\infty}\left(1+\frac1n\right)^n=e",
+    r"\big( x \big)",
+    r"a \quad b",
+]
+
+
+@pytest.mark.parametrize("latex", TRICKY)
+def test_round_trip(latex):
+    tokens = normalize(latex)
+    written = detokenize(tokens)
+    assert normalize(written) == tokens
+    assert canonical(written) == written
+    if "\\text" not in latex:  # inside \text{} spaces are real
+        assert "{ " not in written and " }" not in written
+
+
+def test_written_like_a_person():
+    assert canonical(r"\frac { a } { b }") == r"\frac{a}{b}"
+    assert canonical(r"\alpha x") == r"\alpha x"
+    assert canonical(r"\alpha\beta") == r"\alpha\beta"
+    assert canonical(r"\begin{pmatrix}a&b\\c&d\end{pmatrix}") == r"\begin{pmatrix}a & b \\ c & d\end{pmatrix}"
+
+
+@pytest.mark.parametrize("bad", [r"\frac{a}{b", r"x}", r"x^"])
+def test_unbalanced_is_a_syntax_error(bad):
+    with pytest.raises(LatexSyntaxError):
+        normalize(bad)
+
+
+def test_vocab_round_trip(tmp_path):
+    lists = [normalize(r"x^2+y^2"), normalize(r"\frac{a}{b}")]
+    vocab = Vocab.build(lists)
+    ids = vocab.encode(normalize(r"x^{2}+\zeta"))
+    assert ids[0] == BOS and ids[-1] == EOS and UNK in ids
+    assert vocab.decode(vocab.encode(lists[1])) == lists[1]
+    vocab.save(tmp_path / "vocab.json")
+    again = Vocab.load(tmp_path / "vocab.json")
+    assert again.tokens == vocab.tokens
+    bigger = vocab.extended(["\\zeta", "x"])
+    assert bigger.tokens[: len(vocab)] == vocab.tokens and bigger.tokens[-1] == "\\zeta"
+
+
+def test_vocab_refuses_newer_format(tmp_path):
+    with pytest.raises(ValueError):
+        Vocab.from_json({"format": 99, "tokens": ["<pad>", "<bos>", "<eos>", "<unk>"]})
