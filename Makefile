@@ -1,0 +1,56 @@
+# im2latex-desktop: `make run` installs into .venv and starts the app; `make test` runs the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The PyTorch pair this project is tested with; override e.g. TORCH="torch torchvision" for others.
+TORCH ?= torch==2.14.1 torchvision==0.29.1
+DATA ?= data
+RUN ?= runs/latest
+MODEL ?= resources/model
+
+.PHONY: run test install tex system-deps data train train-bg train-stop eval bench clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed
+
+run: install
+	$(BIN)/im2latex-desktop
+
+test: install
+	$(BIN)/python -m pytest -q -ra tests
+
+# Debian packages for rendering training data (TeX Live) and for the X11 end-to-end tests.
+system-deps:
+	bash packaging/install-system-deps.sh
+
+# Build the corpus and render every split (at least 200k training samples).
+data: install
+	$(BIN)/im2latex data build --out $(DATA)
+
+train: install
+	$(BIN)/im2latex train --config train.json --data $(DATA) --out $(RUN) --resume $(MODEL)
+
+# Keep the CPU busy while you work: resume from the bundled model at the lowest priority.
+train-bg: install
+	mkdir -p $(RUN)
+	nohup nice -n 19 $(BIN)/im2latex train --config train.json --data $(DATA) --out $(RUN) \
+		--resume $(MODEL) > $(RUN)/train.log 2>&1 &
+	@echo "training in the background; log: $(RUN)/train.log, metrics: $(RUN)/metrics.png"
+
+train-stop:
+	-pkill -TERM -f "im2latex train" && echo "asked training to save and stop"
+
+eval: install
+	$(BIN)/im2latex evaluate --split $(DATA)/shards/val --out $(RUN)/val_report.json
+
+bench: install
+	$(BIN)/python benchmarks/latency.py
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache

@@ -1,0 +1,75 @@
+"""Scores on canonical tokens: BLEU-4, edit distance, exact match.
+
+Both sides are normalized with the project's tokenizer first, so ``x^2`` and ``x^{2}`` count as the
+same answer.  BLEU is corpus-level BLEU-4 (as in the im2latex-100k papers); edit similarity is
+``1 - mean(token edit distance / max(len(ref), len(hyp)))``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Iterable
+
+from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu
+from rapidfuzz.distance import Levenshtein
+
+from .tokenizer import LatexSyntaxError, normalize
+
+
+def tokens_of(latex: str) -> list[str]:
+    """Canonical tokens; a prediction that does not even parse is scored on its raw split."""
+    try:
+        return normalize(latex)
+    except LatexSyntaxError:
+        return latex.split()
+
+
+@dataclass
+class Scores:
+    n: int
+    bleu4: float
+    edit_similarity: float
+    exact_match: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def bleu4(refs: list[list[str]], hyps: list[list[str]]) -> float:
+    """Corpus BLEU-4 over token lists (smoothing only matters for tiny samples)."""
+    if not refs:
+        return 0.0
+    return float(corpus_bleu([[r] for r in refs], hyps, smoothing_function=SmoothingFunction().method1))
+
+
+def edit_distance(ref: list[str], hyp: list[str]) -> float:
+    """Token edit distance divided by the longer length (0 = identical, 1 = nothing in common)."""
+    longest = max(len(ref), len(hyp))
+    return Levenshtein.distance(ref, hyp) / longest if longest else 0.0
+
+
+def score_tokens(refs: list[list[str]], hyps: list[list[str]]) -> Scores:
+    if len(refs) != len(hyps):
+        raise ValueError("references and hypotheses differ in number")
+    n = len(refs)
+    if n == 0:
+        return Scores(0, 0.0, 0.0, 0.0)
+    edit = sum(edit_distance(r, h) for r, h in zip(refs, hyps)) / n
+    exact = sum(r == h for r, h in zip(refs, hyps)) / n
+    return Scores(n, bleu4(refs, hyps), 1.0 - edit, exact)
+
+
+def score(references: Iterable[str], predictions: Iterable[str]) -> Scores:
+    """Scores of LaTeX predictions against LaTeX references, both normalized."""
+    return score_tokens([tokens_of(r) for r in references], [tokens_of(p) for p in predictions])
+
+
+def length_bucket(n_tokens: int) -> str:
+    """The length groups reported everywhere (short / medium / long formulas)."""
+    if n_tokens < 10:
+        return "short (<10)"
+    if n_tokens <= 40:
+        return "medium (10-40)"
+    if n_tokens <= 150:
+        return "long (41-150)"
+    return "very long (>150)"

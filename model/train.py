@@ -1,0 +1,384 @@
+"""`im2latex train`: a readable training loop driven by a small config.
+
+One process by default; several through ``torchrun`` (DistributedDataParallel).  The values used
+are saved with every checkpoint, the metrics go to ``metrics.jsonl`` and ``metrics.png`` in the
+run folder, and ``last.pt`` / ``best.pt`` can be resumed from (a bundle directory with weights
+only also works: the optimizer then starts fresh).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import time
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .batching import pad_batch
+from .checkpoint import load_model, save_training_checkpoint
+from .config import ModelConfig
+from .network import Im2LatexModel, count_parameters
+from .vocab import PAD, Vocab
+
+
+@dataclass
+class TrainConfig:
+    data: str = "data"                 # folder with shards/train and shards/val
+    out: str = "runs/latest"           # run folder: checkpoints, metrics
+    resume: str | None = None          # training checkpoint or bundle to start from
+    vocab: str | None = None           # default: the resumed model's, else <data>/corpus/vocab.json
+    steps: int = 20000                 # optimizer steps in this run
+    max_minutes: float = 0.0           # stop cleanly (and save) after this long; 0 = no limit
+    batch_size: int = 32               # samples per batch at most ...
+    batch_pixels: int = 32 * 64 * 320  # ... and at most this many input pixels per batch
+    lr: float = 6e-4
+    min_lr_ratio: float = 0.05         # cosine decays to lr * this
+    warmup: int = 500
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    clip: float = 1.0
+    log_every: int = 25
+    eval_every: int = 500
+    eval_samples: int = 256
+    save_every: int = 250
+    workers: int = 1
+    seed: int = 0
+    amp: str = "auto"                  # "auto": bf16 where it is fast (CUDA, or CPUs with AVX512-BF16); "off"
+    channels_last: bool = True
+    threads: int = 0                   # torch intra-op threads; 0 = all cores
+    model: dict = field(default_factory=dict)  # ModelConfig overrides for a fresh model
+
+    @classmethod
+    def from_sources(cls, file: str | None, overrides: dict) -> "TrainConfig":
+        """Defaults, then the JSON/TOML file, then command-line flags."""
+        values: dict = {}
+        if file:
+            text = Path(file).read_bytes()
+            values = tomllib.loads(text.decode()) if file.endswith(".toml") else json.loads(text)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise SystemExit(f"unknown training settings: {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+
+# ---------------------------------------------------------------- set-up
+
+
+@dataclass
+class Runtime:
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_runtime(cfg: TrainConfig) -> Runtime:
+    """Single process, or one process per GPU/CPU when started by torchrun."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+        rank, local = dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0"))
+        device = torch.device("cuda", local) if torch.cuda.is_available() else torch.device("cpu")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        return Runtime(device, rank, world)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return Runtime(device)
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """bf16 autocast pays off on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return torch.backends.cpu.get_cpu_capability() in ("AVX512", "AVX512_BF16", "AMX") and _cpu_has_bf16()
+    except AttributeError:
+        return False
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def build_model(cfg: TrainConfig, rt: Runtime) -> tuple[Im2LatexModel, ModelConfig, Vocab, dict]:
+    """A resumed model (weights, vocabulary, saved state) or a fresh one for the corpus vocabulary."""
+    if cfg.resume:
+        loaded = load_model(cfg.resume, device="cpu")
+        model, mcfg, vocab = loaded.model, loaded.config, loaded.vocab
+        state = dict(loaded.state or {})
+        state["meta"] = dict(loaded.meta or {})
+        model.train()
+    else:
+        vocab_path = Path(cfg.vocab) if cfg.vocab else Path(cfg.data) / "corpus" / "vocab.json"
+        vocab = Vocab.load(vocab_path)
+        base = ModelConfig().to_dict()
+        base.update(cfg.model)
+        base["vocab_size"] = len(vocab)
+        mcfg = ModelConfig.from_dict(base)
+        torch.manual_seed(cfg.seed)
+        model = Im2LatexModel(mcfg)
+        state = {"meta": {}}
+    return model.to(rt.device), mcfg, vocab, state
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to lr * min_lr_ratio over this run's steps."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW; no weight decay on biases, norms and embeddings' positional tables."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-8)
+
+
+# ---------------------------------------------------------------- data
+
+
+def collate(batch: list[tuple]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pad images (right/bottom) and token ids (with PAD) of one bucketed batch."""
+    arrays = [b[0] for b in batch]
+    ids = [torch.as_tensor(b[1], dtype=torch.long) for b in batch]
+    images, sizes = pad_batch(arrays)
+    tokens = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True, padding_value=PAD)
+    return images, sizes, tokens
+
+
+def make_loader(split_dir: Path, vocab: Vocab, mcfg: ModelConfig, cfg: TrainConfig, rt: Runtime,
+                augment: bool, shuffle: bool, limit: int | None = None):
+    from .data.shards import BucketBatchSampler, FormulaDataset
+
+    dataset = FormulaDataset(split_dir, vocab, mcfg.input, augment=augment, seed=cfg.seed)
+    widths = dataset.widths
+    if limit is not None:
+        widths = widths[:limit]
+    sampler = BucketBatchSampler(widths, batch_size=cfg.batch_size, max_pixels=cfg.batch_pixels,
+                                 height=_typical_height(dataset), shuffle=shuffle, seed=cfg.seed,
+                                 rank=rt.rank, world=rt.world)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.workers,
+        persistent_workers=cfg.workers > 0, prefetch_factor=4 if cfg.workers > 0 else None,
+        worker_init_fn=_worker_init)
+    return dataset, sampler, loader
+
+
+def _typical_height(dataset) -> int:
+    heights = getattr(dataset, "heights", None)
+    if heights is None or len(heights) == 0:
+        return 64
+    return int(sorted(heights)[len(heights) // 2])
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)  # data workers must not fight the trainer for cores
+
+
+# ---------------------------------------------------------------- evaluation during training
+
+
+@torch.inference_mode()
+def validate(model: Im2LatexModel, loader, vocab: Vocab, rt: Runtime, max_len: int = 200) -> dict:
+    """Greedy decoding on the validation subset: BLEU-4, edit similarity, exact match."""
+    from .decoding import greedy_decode
+    from .metrics import score_tokens
+
+    model.eval()
+    refs, hyps = [], []
+    for images, sizes, tokens in loader:
+        decoded = greedy_decode(model, images.to(rt.device), sizes.to(rt.device), max_len)
+        for row, d in zip(tokens.tolist(), decoded):
+            refs.append(vocab.decode(row[1:]))
+            hyps.append(vocab.decode(d.ids))
+    model.train()
+    s = score_tokens(refs, hyps)
+    return {"val_bleu4": s.bleu4, "val_edit_similarity": s.edit_similarity, "val_exact_match": s.exact_match, "val_n": s.n}
+
+
+def plot_metrics(log_path: Path, png_path: Path) -> None:
+    """Loss and validation scores over steps, for a person to glance at."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    train = [r for r in rows if "loss" in r]
+    val = [r for r in rows if "val_bleu4" in r]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    ax1.plot([r["total_step"] for r in train], [r["loss"] for r in train], lw=0.8)
+    ax1.set(xlabel="step", ylabel="training loss", yscale="log", title="loss")
+    for key, label in (("val_bleu4", "BLEU-4"), ("val_exact_match", "exact match"), ("val_edit_similarity", "edit sim.")):
+        ax2.plot([r["total_step"] for r in val], [r[key] for r in val], marker="o", ms=3, label=label)
+    ax2.set(xlabel="step", ylim=(0, 1), title="validation (greedy)")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=90)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def train(cfg: TrainConfig) -> Path:
+    rt = setup_runtime(cfg)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model, mcfg, vocab, state = build_model(cfg, rt)
+    meta = state.get("meta", {})
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    use_bf16 = cfg.amp == "auto" and bf16_is_fast(rt.device)
+    optimizer = make_optimizer(model, cfg)
+    if state.get("optimizer") and meta.get("train_config", {}).get("lr") == cfg.lr:
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+        except (ValueError, KeyError):
+            pass  # a different parameter layout: start the optimizer fresh
+    net = torch.nn.parallel.DistributedDataParallel(model) if rt.world > 1 else model
+
+    data = Path(cfg.data) / "shards"
+    train_ds, sampler, loader = make_loader(data / "train", vocab, mcfg, cfg, rt, augment=True, shuffle=True)
+    val_loader = None
+    if (data / "val").exists() and rt.main:
+        _, _, val_loader = make_loader(data / "val", vocab, mcfg, cfg, Runtime(rt.device), augment=False,
+                                       shuffle=False, limit=cfg.eval_samples)
+
+    total0 = int(meta.get("total_steps", 0))
+    seen0 = int(meta.get("samples_seen", 0))
+    hours0 = float(meta.get("train_hours", 0.0))
+    best = float(meta.get("best_val_exact_match", -1.0)) if cfg.resume and str(cfg.resume).endswith("best.pt") else -1.0
+    log_path = out / "metrics.jsonl"
+    if rt.main:
+        (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
+        print(f"model: {count_parameters(model) / 1e6:.2f} M parameters, vocabulary {len(vocab)}, "
+              f"device {rt.device}, bf16 {use_bf16}, {len(train_ds)} training samples, "
+              f"resumed at step {total0}" if cfg.resume else "fresh start", flush=True)
+
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+
+    def save(name: str, step: int, seen: int, hours: float, extra: dict | None = None) -> Path:
+        m = {**meta, "total_steps": total0 + step, "samples_seen": seen0 + seen, "train_hours": hours0 + hours,
+             "train_config": asdict(cfg), "bf16": use_bf16, "device": str(rt.device), **(extra or {})}
+        path = out / name
+        save_training_checkpoint(path, model, mcfg, vocab, optimizer=optimizer, step=total0 + step, meta=m)
+        return path
+
+    start = time.time()
+    step, seen, epoch = 0, 0, 0
+    window_loss, window_n, window_t = 0.0, 0, time.time()
+    bar = tqdm(total=cfg.steps, disable=not rt.main, dynamic_ncols=True, mininterval=5)
+    model.train()
+    while step < cfg.steps and not stop["now"]:
+        sampler.set_epoch(epoch)
+        for images, sizes, tokens in loader:
+            images = images.to(rt.device, non_blocking=True)
+            if cfg.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            sizes, tokens = sizes.to(rt.device), tokens.to(rt.device)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, cfg)
+            with torch.autocast(rt.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                logits = net(images, sizes, tokens[:, :-1])
+            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1),
+                                   ignore_index=PAD, label_smoothing=cfg.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            optimizer.step()
+
+            step += 1
+            seen += images.shape[0] * rt.world
+            window_loss += loss.item()
+            window_n += images.shape[0]
+            bar.update(1)
+            hours = (time.time() - start) / 3600
+            if rt.main and step % cfg.log_every == 0:
+                dt = time.time() - window_t
+                row = {"step": step, "total_step": total0 + step, "loss": window_loss / cfg.log_every,
+                       "lr": lr_at(step, cfg), "samples_per_s": window_n * rt.world / dt, "epoch": epoch,
+                       "time": time.time()}
+                with log_path.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+                bar.set_postfix(loss=f"{row['loss']:.3f}", sps=f"{row['samples_per_s']:.0f}")
+                window_loss, window_n, window_t = 0.0, 0, time.time()
+            if rt.main and val_loader is not None and step % cfg.eval_every == 0:
+                scores = validate(model, val_loader, vocab, rt)
+                with log_path.open("a") as f:
+                    f.write(json.dumps({"step": step, "total_step": total0 + step, **scores}) + "\n")
+                tqdm.write(f"step {total0 + step}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+                plot_metrics(log_path, out / "metrics.png")
+                if scores["val_exact_match"] > best:
+                    best = scores["val_exact_match"]
+                    save("best.pt", step, seen, hours, {f"best_{k}": v for k, v in scores.items()})
+            if rt.main and step % cfg.save_every == 0:
+                save("last.pt", step, seen, hours)
+            out_of_time = cfg.max_minutes and (time.time() - start) / 60 >= cfg.max_minutes
+            if step >= cfg.steps or stop["now"] or out_of_time:
+                stop["now"] = stop["now"] or bool(out_of_time)
+                break
+        epoch += 1
+    bar.close()
+    hours = (time.time() - start) / 3600
+    path = out / "last.pt"
+    if rt.main:
+        path = save("last.pt", step, seen, hours)
+        print(f"stopped at step {total0 + step} ({seen} samples this run, {hours * 60:.1f} min); "
+              f"checkpoint {path}", flush=True)
+    if rt.world > 1:
+        dist.destroy_process_group()
+    return path
+
+
+# ---------------------------------------------------------------- command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="JSON or TOML file with training settings (flags override it)")
+    for f in fields(TrainConfig):
+        if f.name == "model":
+            continue
+        kind = {"int": int, "float": float, "bool": _bool}.get(str(f.type).split(" ")[0], str)
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None)
+    parser.add_argument("--model-config", dest="model", type=json.loads, default=None,
+                        help='ModelConfig overrides for a fresh model, as JSON: \'{"d_model": 192}\'')
+
+
+def _bool(text: str) -> bool:
+    return text.lower() in ("1", "true", "yes", "on")
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = {f.name: getattr(args, f.name, None) for f in fields(TrainConfig)}
+    cfg = TrainConfig.from_sources(args.config, overrides)
+    train(cfg)
+    return 0
