@@ -1,0 +1,55 @@
+"""Scores computed by hand on tiny examples, and `im2latex evaluate` on a known prediction file."""
+
+import argparse
+import json
+import math
+
+import pytest
+
+from model import evaluate
+from model.metrics import edit_distance, score
+
+
+def test_bleu_and_edit_by_hand():
+    # "abcdef" vs "abcdeg": 1-4-gram precisions 5/6, 4/5, 3/4, 2/3; "xyzw" exact: 4/4, 3/3, 2/2, 1/1.
+    s = score(["abcdef", "xyzw"], ["abcdeg", "xyzw"])
+    expected_bleu = (9 / 10 * 7 / 8 * 5 / 6 * 3 / 4) ** 0.25
+    assert s.bleu4 == pytest.approx(expected_bleu, abs=1e-9)
+    assert s.edit_similarity == pytest.approx(1 - (1 / 6 + 0) / 2)
+    assert s.exact_match == 0.5
+
+
+def test_brevity_penalty_by_hand():
+    # hypothesis "abcd" for reference "abcdef": all n-grams match, BP = exp(1 - 6/4)
+    s = score(["abcdef"], ["abcd"])
+    assert s.bleu4 == pytest.approx(math.exp(1 - 6 / 4), abs=1e-9)
+    assert edit_distance(list("abcdef"), list("abcd")) == pytest.approx(2 / 6)
+
+
+def test_normalization_before_scoring():
+    s = score([r"x^2+\frac12"], [r"x^{2}+\frac{1}{2}"])
+    assert s.exact_match == 1.0 and s.bleu4 == pytest.approx(1.0)
+
+
+def test_evaluate_scores_a_prediction_file(tmp_path, capsys):
+    (tmp_path / "labels.jsonl").write_text("\n".join(json.dumps(r) for r in [
+        {"image": "a.png", "latex": "abcdef", "font": "cm"},
+        {"image": "b.png", "latex": "xyzw", "font": "times"},
+    ]))
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("\n".join(json.dumps(r) for r in [
+        {"image": str(tmp_path / "a.png"), "latex": "abcdeg", "confidence": 0.5, "seconds": 0.1},
+        {"image": "b.png", "latex": "xyzw", "confidence": 0.9, "seconds": 0.1},
+    ]))
+    parser = argparse.ArgumentParser()
+    evaluate.add_arguments(parser)
+    out = tmp_path / "report.json"
+    args = parser.parse_args(["--folder", str(tmp_path), "--predictions", str(preds), "--out", str(out)])
+    assert evaluate.run(args) == 0
+    rep = json.loads(out.read_text())
+    assert rep["overall"]["exact_match"] == 0.5
+    assert rep["overall"]["bleu4"] == pytest.approx((9 / 10 * 7 / 8 * 5 / 6 * 3 / 4) ** 0.25)
+    assert rep["by_font"]["times"]["exact_match"] == 1.0
+    assert rep["by_font"]["cm"]["edit_similarity"] == pytest.approx(5 / 6)
+    assert "| **all** | 2 |" in capsys.readouterr().out
+    assert (tmp_path / "report.md").exists()
