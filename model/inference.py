@@ -1,0 +1,204 @@
+"""Read formulas from images with a trained model: the one entry point the app and the CLI use.
+
+``Recognizer`` loads lazily (the first ``recognize`` or an explicit ``load()`` off the UI thread),
+picks CUDA, then Apple MPS, then the CPU unless told otherwise, and serializes model use with a
+lock so a worker thread can call it while the UI thread asks for its device.  Images go through
+``model.preprocess.preprocess`` with the model's own input spec, so a model trained at another
+scale still gets its inputs the way it saw them in training.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from .batching import pad_batch
+from .checkpoint import LoadedModel, load_model
+from .decoding import Decoded, beam_search, greedy_decode
+from .errors import Im2LatexError
+from .images import load_image
+from .preprocess import preprocess
+from .tokenizer import detokenize
+
+GPU_FALLBACK_WARNING = ("The GPU ran out of memory, so this formula was read on the CPU "
+                        "(and later ones will be too).")
+
+
+class DeviceError(Im2LatexError):
+    """The requested compute device does not exist on this machine."""
+
+
+@dataclass
+class Alternative:
+    latex: str
+    confidence: float
+
+
+@dataclass
+class Recognition:
+    latex: str
+    confidence: float
+    alternatives: list[Alternative] = field(default_factory=list)
+    seconds: float = 0.0
+    device: str = "cpu"
+    warning: str | None = None  # e.g. the GPU ran out of memory and the CPU took over
+
+
+def default_model_path() -> Path:
+    """``$IM2LATEX_MODEL`` if set, else the bundled ``resources/model/`` (inside a frozen app too)."""
+    env = os.environ.get("IM2LATEX_MODEL")
+    if env:
+        return Path(env).expanduser()
+    root = Path(getattr(sys, "_MEIPASS", Path(__file__).resolve().parent.parent))
+    return root / "resources" / "model"
+
+
+def choose_device(requested: str | None = None) -> str:
+    """``requested`` checked against this machine; None or "auto": CUDA, then MPS, then CPU."""
+    name = (requested or "auto").strip().lower()
+    mps = getattr(torch.backends, "mps", None)
+    mps_ok = bool(mps is not None and mps.is_available())
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "mps" if mps_ok else "cpu"
+    if name == "cpu":
+        return "cpu"
+    if name == "mps":
+        if not mps_ok:
+            raise DeviceError("The device 'mps' was requested but Apple's Metal (MPS) is not available here.")
+        return "mps"
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise DeviceError(f"The device '{requested}' was requested but no CUDA GPU is available here.")
+        index = name.partition(":")[2]
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise DeviceError(f"The device '{requested}' does not exist: this machine has "
+                              f"{torch.cuda.device_count()} CUDA GPU(s).")
+        return name
+    raise DeviceError(f"Unknown device '{requested}'; use auto, cpu, cuda, cuda:N or mps.")
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, torch.cuda.OutOfMemoryError) or (
+        isinstance(error, RuntimeError) and "out of memory" in str(error).lower())
+
+
+class Recognizer:
+    def __init__(self, model_path: str | Path | None = None, device: str | None = None, *,
+                 threads: int | None = None, warmup: bool = False):
+        self.model_path = Path(model_path).expanduser() if model_path else default_model_path()
+        self._requested_device = device
+        self._device: str | None = None
+        self._threads = threads
+        self._warmup = warmup
+        self._loaded: LoadedModel | None = None
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ loading
+
+    @property
+    def device(self) -> str:
+        """Where the model runs (known before loading; "cpu" after a GPU out-of-memory fallback)."""
+        with self._lock:
+            if self._device is None:
+                self._device = choose_device(self._requested_device)
+            return self._device
+
+    @property
+    def is_loaded(self) -> bool:
+        return self._loaded is not None
+
+    @property
+    def meta(self) -> dict:
+        """What the model's trainer recorded (data, scores, date); loads the model if needed."""
+        return dict(self.load().meta)
+
+    def load(self) -> LoadedModel:
+        """Load the model now (slow: call it off the UI thread); later calls return at once."""
+        with self._lock:
+            if self._loaded is None:
+                if self._threads:
+                    torch.set_num_threads(int(self._threads))
+                self._loaded = load_model(self.model_path, device=self.device)
+                if self._warmup:
+                    self.warm_up()
+            return self._loaded
+
+    def warm_up(self) -> None:
+        """One dummy recognition, so the first real snip does not pay for lazy initialization."""
+        loaded = self.load()
+        canvas = Image.new("L", (96, 40), 255)
+        draw = ImageDraw.Draw(canvas)
+        draw.rectangle((10, 12, 14, 28), fill=0)
+        draw.rectangle((22, 18, 40, 21), fill=0)
+        draw.rectangle((50, 12, 54, 28), fill=0)
+        try:
+            array = preprocess(canvas, loaded.config.input)
+        except Im2LatexError:
+            array = np.zeros((loaded.config.input.grid * 2, loaded.config.input.grid * 4), np.float32)
+            array[4:20, 4:8] = 1.0
+        with self._lock:
+            images, sizes = pad_batch([array])
+            greedy_decode(loaded.model, images, sizes, max_len=4)
+
+    # ------------------------------------------------------------------ recognizing
+
+    def recognize(self, image, beam: int = 1) -> Recognition:
+        """LaTeX of one formula image (path, bytes or PIL image); raises ImageError/BlankImageError."""
+        return self.recognize_batch([image], beam=beam)[0]
+
+    def recognize_batch(self, images: list, beam: int = 1) -> list[Recognition]:
+        """Several images decoded as one batch; ``seconds`` is the batch time shared out evenly."""
+        if beam < 1:
+            raise ValueError("beam must be at least 1")
+        if not images:
+            return []
+        loaded = self.load()
+        start = time.perf_counter()
+        arrays = [preprocess(load_image(image), loaded.config.input) for image in images]
+        batch, sizes = pad_batch(arrays)
+        with self._lock:
+            warning = None
+            try:
+                decoded = self._decode(batch, sizes, beam)
+            except Exception as error:  # noqa: BLE001 - only an out-of-memory on a GPU is retried
+                if self.device == "cpu" or not _is_out_of_memory(error):
+                    raise
+                self._move_to_cpu()
+                decoded = self._decode(batch, sizes, beam)
+                warning = GPU_FALLBACK_WARNING
+            device = self.device
+        seconds = (time.perf_counter() - start) / len(images)
+        return [self._recognition(d, seconds, device, warning) for d in decoded]
+
+    def _decode(self, images: torch.Tensor, sizes: torch.Tensor, beam: int) -> list[Decoded]:
+        loaded = self._loaded
+        max_len = loaded.config.max_len
+        if beam == 1:
+            return greedy_decode(loaded.model, images, sizes, max_len)
+        return beam_search(loaded.model, images, sizes, beam, max_len)
+
+    def _move_to_cpu(self) -> None:
+        """After a GPU out-of-memory error: free the GPU and stay on the CPU from now on."""
+        self._loaded.model.to("cpu")
+        self._device = "cpu"
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def _recognition(self, decoded: Decoded, seconds: float, device: str, warning: str | None) -> Recognition:
+        vocab = self._loaded.vocab
+        latex = detokenize(vocab.decode(decoded.ids))
+        alternatives, seen = [], {latex}
+        for ids, confidence in decoded.alternatives:
+            text = detokenize(vocab.decode(ids))
+            if text not in seen:
+                seen.add(text)
+                alternatives.append(Alternative(text, confidence))
+        return Recognition(latex, decoded.confidence, alternatives, seconds, device, warning)
