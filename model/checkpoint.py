@@ -29,6 +29,7 @@ FORMAT_VERSION = 1
 BUNDLE_FILES = ("model.pt", "config.json", "vocab.json", "meta.json")
 TRAINING_KIND = "im2latex-training-checkpoint"
 BUNDLE_KIND = "im2latex-bundle-weights"
+_CODE_SIGNS = ("GLOBAL", "Can only create new object", "Can only build")
 HOW_TO_GET = ("train one with `im2latex train ...` or set IM2LATEX_MODEL to a model folder")
 
 
@@ -112,14 +113,18 @@ def _torch_load(path: Path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        if "weights only" in str(error).lower() or "weights_only" in str(error).lower():
+        # The weights-only unpickler names the class or function a payload wanted to call;
+        # anything else it rejects is broken bytes.
+        if any(sign in str(error) for sign in _CODE_SIGNS):
             raise CheckpointError(
                 f"The model file {path} was refused because it contains code that could run when "
                 "loaded; use a model file written by im2latex.") from None
         raise CheckpointError(f"The model file {path} is truncated or corrupt; download or save it again.") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as error:
-        if isinstance(error, OSError) and not isinstance(error, zipfile.BadZipFile) and not path.is_file():
+    except OSError as error:
+        if not path.is_file():
             raise ModelNotFoundError(f"No model file at {path}; {HOW_TO_GET}.") from None
+        raise CheckpointError(f"The model file {path} cannot be read ({error.strerror or error}).") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, KeyError, IndexError, TypeError):
         raise CheckpointError(f"The model file {path} is truncated or corrupt; download or save it again.") from None
     if not isinstance(payload, dict):
         raise CheckpointError(f"The file {path} is not an im2latex model file.")

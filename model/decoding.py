@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .network import Im2LatexModel
-from .vocab import BOS, EOS
+from .vocab import BOS, EOS, PAD
 
 
 @dataclass
@@ -64,7 +64,9 @@ def _steps(model: Im2LatexModel, max_len: int) -> int:
 
 
 def _log_probs(logits: torch.Tensor, step: int, min_len: int) -> torch.Tensor:
-    logp = F.log_softmax(logits.float(), dim=-1)
+    logits = logits.float()
+    logits[:, [PAD, BOS]] = float("-inf")  # never outputs; a half-trained model may still rank them
+    logp = F.log_softmax(logits, dim=-1)
     if step < min_len:
         logp[:, EOS] = float("-inf")
     return logp
@@ -197,16 +199,16 @@ def beam_search(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tensor,
                 active, hyps = new_active, new_hyps
                 tokens = torch.tensor(new_tokens, dtype=torch.long, device=device)
                 scores = torch.tensor(new_scores, device=device).view(len(active), k)
-            return [_best_of(finished[i]) for i in range(batch)]
+            return [_best_of(finished[i], k) for i in range(batch)]
     finally:
         model.train(was_training)
 
 
-def _best_of(hypotheses: list[_Hypothesis]) -> Decoded:
-    """The best-scoring hypothesis, the distinct others as alternatives, best first."""
+def _best_of(hypotheses: list[_Hypothesis], beam: int) -> Decoded:
+    """The best-scoring hypothesis, the distinct others of the best ``beam`` as alternatives, best first."""
     if not hypotheses:
         return Decoded([], 0.0)
-    ranked = sorted(hypotheses, key=lambda h: h.score, reverse=True)
+    ranked = sorted(hypotheses, key=lambda h: h.score, reverse=True)[:beam]
     best = ranked[0]
     seen = {tuple(best.ids)}
     alternatives = []
