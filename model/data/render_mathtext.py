@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -95,21 +95,27 @@ def to_mathtext(latex: str, style: str = "display", font: str = "cm") -> tuple[s
     return f"${detokenize(out)}$", ""
 
 
-def render_mathtext(formulas: list[str], font: str = "cm", style: str = "display", dpi: int = 200,
-                    workdir: str | Path | None = None) -> list[RenderResult | Skip]:
-    """Render each formula with mathtext; one result per formula, in order (``workdir`` unused,
-    kept so both renderers are called alike)."""
+def render_mathtext(formulas: list[str], font: str = "cm", style: str | Sequence[str] = "display",
+                    dpi: int | Sequence[int] = 200, workdir: str | Path | None = None) -> list[RenderResult | Skip]:
+    """Render each formula with mathtext; one result per formula, in order.  ``style`` and
+    ``dpi`` are one value or one per formula; ``workdir`` is unused (both renderers are
+    called alike)."""
     if font not in FONTS:
         raise ValueError(f"unknown mathtext font {font!r}; choose one of {', '.join(FONTS)}")
-    if style not in STYLES:
-        raise ValueError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}")
+    styles = [style] * len(formulas) if isinstance(style, str) else list(style)
+    dpis = [int(dpi)] * len(formulas) if isinstance(dpi, (int, np.integer)) else [int(d) for d in dpi]
+    if len(styles) != len(formulas) or len(dpis) != len(formulas):
+        raise ValueError("give one style and one dpi, or one per formula")
+    for st in set(styles):
+        if st not in STYLES:
+            raise ValueError(f"unknown style {st!r}; choose one of {', '.join(STYLES)}")
     from matplotlib.font_manager import FontProperties
     from matplotlib.mathtext import MathTextParser
 
     parser = MathTextParser("agg")
     prop = FontProperties(size=FONT_SIZE_PT, math_fontfamily=font)
     results: list[RenderResult | Skip] = []
-    for latex in formulas:
+    for latex, style, dpi in zip(formulas, styles, dpis):
         text, reason = to_mathtext(latex, style, font)
         if text is None:
             results.append(Skip(latex, "unsupported", reason))

@@ -17,8 +17,11 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -168,6 +171,29 @@ def _parse_log(text: str) -> _Run:
     return run
 
 
+def _call(command: list[str], cwd: Path, timeout: float, env: dict | None = None) -> bool:
+    """Run a tool with no input or output; True when it had to be killed after ``timeout``.
+
+    A blocking wait with a kill timer, not ``subprocess.run(timeout=...)``: that one polls
+    with sleeps of up to 50 ms, a quarter of a typical pdflatex run.
+    """
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed = threading.Event()
+
+    def kill() -> None:
+        killed.set()
+        process.kill()
+
+    timer = threading.Timer(timeout, kill)
+    timer.start()
+    try:
+        process.wait()
+    finally:
+        timer.cancel()
+    return killed.is_set()
+
+
 def _run_pdflatex(tex: str, folder: Path, timeout: float) -> _Run:
     src = folder / "batch.tex"
     src.write_text(tex, encoding="utf-8")
@@ -175,14 +201,9 @@ def _run_pdflatex(tex: str, folder: Path, timeout: float) -> _Run:
     log = folder / "batch.log"
     pdf.unlink(missing_ok=True)
     log.unlink(missing_ok=True)
-    env = {**os.environ, **_ENV}
-    timed_out = False
     try:
-        subprocess.run(["pdflatex", "-interaction=batchmode", "-no-shell-escape", src.name], cwd=folder, env=env,
-                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        timed_out = True
+        timed_out = _call(["pdflatex", "-interaction=batchmode", "-no-shell-escape", src.name], folder, timeout,
+                          env={**os.environ, **_ENV})
     except FileNotFoundError as exc:
         raise TexNotFoundError(f"pdflatex is not installed; install TeX Live with: sudo {INSTALL_COMMAND}") from exc
     text = log.read_text(encoding="latin-1", errors="replace") if log.exists() else ""
@@ -192,20 +213,21 @@ def _run_pdflatex(tex: str, folder: Path, timeout: float) -> _Run:
     return run
 
 
-def _rasterize(pdf: Path, pages: int, dpi: int, folder: Path, timeout: float) -> list[np.ndarray]:
-    """Pages 1..pages of the PDF as uint8 gray arrays, in one pdftoppm call."""
+def _rasterize(pdf: Path, first: int, last: int, dpi: int, folder: Path, timeout: float) -> list[np.ndarray] | None:
+    """Pages first..last (1-based, inclusive) of the PDF as uint8 gray arrays, in one
+    pdftoppm call; None when pdftoppm fails."""
     prefix = folder / "page"
     for old in folder.glob("page-*.pgm"):
         old.unlink()
     try:
-        subprocess.run(["pdftoppm", "-gray", "-r", str(dpi), "-f", "1", "-l", str(pages), pdf.name, prefix.name],
-                       cwd=folder, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=timeout, check=False)
+        if _call(["pdftoppm", "-gray", "-r", str(dpi), "-f", str(first), "-l", str(last), pdf.name, prefix.name],
+                 folder, timeout):
+            return None
     except FileNotFoundError as exc:
         raise TexNotFoundError(f"pdftoppm is not installed; install poppler with: sudo {INSTALL_COMMAND}") from exc
-    except subprocess.TimeoutExpired:
-        return []
     files = sorted(folder.glob("page-*.pgm"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+    if len(files) != last - first + 1:
+        return None
     out = []
     for f in files:
         with Image.open(f) as im:
@@ -217,17 +239,27 @@ def _rasterize(pdf: Path, pages: int, dpi: int, folder: Path, timeout: float) ->
 # ---------------------------------------------------------------- the batch driver
 
 
-def render_tex(formulas: list[str], font: str = "cm", style: str = "display", dpi: int = 200,
-               workdir: str | Path | None = None, timeout: float | None = None) -> list[RenderResult | Skip]:
+def render_tex(formulas: list[str], font: str = "cm", style: str | Sequence[str] = "display",
+               dpi: int | Sequence[int] = 200, workdir: str | Path | None = None,
+               timeout: float | None = None) -> list[RenderResult | Skip]:
     """Render each formula with pdflatex; one result per formula, in order.
 
-    ``workdir`` is a scratch folder (a private subfolder is made and removed); ``timeout``
-    limits each pdflatex run (default: 20 s plus 0.2 s per formula).
+    ``style`` and ``dpi`` are one value for all formulas or one per formula (a batch may mix
+    them: the style is per source line, and pages are rasterized in one pdftoppm call per
+    resolution).  ``workdir`` is a scratch folder (a private subfolder is made and removed);
+    ``timeout`` limits each pdflatex run (default: 20 s plus 0.2 s per formula).
     """
     if font not in FONTS:
         raise ValueError(f"unknown TeX font setup {font!r}; choose one of {', '.join(FONTS)}")
-    if style not in STYLES:
-        raise ValueError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}")
+    styles = [style] * len(formulas) if isinstance(style, str) else list(style)
+    dpis = [int(dpi)] * len(formulas) if isinstance(dpi, (int, np.integer)) else [int(d) for d in dpi]
+    if len(styles) != len(formulas) or len(dpis) != len(formulas):
+        raise ValueError("give one style and one dpi, or one per formula")
+    for st in set(styles):
+        if st not in STYLES:
+            raise ValueError(f"unknown style {st!r}; choose one of {', '.join(STYLES)}")
+    if any(d < 20 or d > 2400 for d in dpis):
+        raise ValueError("dpi must be between 20 and 2400")
     check_tex()
     results: list[RenderResult | Skip | None] = [None] * len(formulas)
     todo = []
@@ -236,12 +268,14 @@ def render_tex(formulas: list[str], font: str = "cm", style: str = "display", dp
             results[i] = Skip(latex, "empty", "the formula is blank")
         else:
             todo.append(i)
+    # formulas of one resolution next to each other: one contiguous page range per pdftoppm call
+    todo.sort(key=lambda i: dpis[i])
     if workdir is not None:
         Path(workdir).mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="tex-", dir=workdir))
     try:
         sources = {i: tex_source(formulas[i]) for i in todo}
-        _Batch(formulas, sources, font, style, dpi, folder, timeout, results).solve(todo)
+        _Batch(formulas, sources, font, styles, dpis, folder, timeout, results).solve(todo)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     assert all(r is not None for r in results)
@@ -253,8 +287,8 @@ class _Batch:
     formulas: list[str]
     sources: dict[int, str]
     font: str
-    style: str
-    dpi: int
+    styles: list[str]
+    dpis: list[int]
     folder: Path
     timeout: float | None
     results: list
@@ -270,11 +304,13 @@ class _Batch:
             if group:
                 stack.extend(reversed(self._attempt(group)))
 
+    def _line(self, k: int, i: int) -> str:
+        opening, closing = STYLES[self.styles[i]]
+        return _LINE.format(i=k, open=opening, src=self.sources[i], close=closing)
+
     def _attempt(self, group: list[int]) -> list[list[int]]:
         """One pdflatex run over ``group``; returns the groups still to be typeset."""
-        opening, closing = STYLES[self.style]
-        body = "".join(_LINE.format(i=k, open=opening, src=self.sources[i], close=closing)
-                       for k, i in enumerate(group))
+        body = "".join(self._line(k, i) for k, i in enumerate(group))
         tex = _PREAMBLE.format(font=FONTS[self.font]) + body + "\\end{document}\n"
         timeout = self.timeout if self.timeout is not None else 20.0 + 0.2 * len(group)
         run = _run_pdflatex(tex, self.folder, timeout)
@@ -300,8 +336,8 @@ class _Batch:
         for k in range(first_error):
             if k in run.warnings:
                 self.skip(group[k], run.warnings[k], "pdflatex warned while typesetting this formula")
-        trusted = [k for k in range(first_error) if k in run.ended and k not in run.warnings
-                   and run.page_owner.count(k) == 1]
+        pages = Counter(run.page_owner)
+        trusted = [k for k in range(first_error) if k in run.ended and k not in run.warnings and pages[k] == 1]
         progress = bool(run.errors) or any(k in run.warnings for k in range(first_error))
         if trusted and run.pdf is not None:
             progress = self._collect(group, run, trusted) or progress
@@ -321,20 +357,26 @@ class _Batch:
         return [group[:half], group[half:]]
 
     def _collect(self, group: list[int], run: _Run, trusted: list[int]) -> bool:
-        """Rasterize the PDF up to the last trusted page and keep the trusted pages."""
-        page_of = {owner: p for p, owner in enumerate(run.page_owner) if owner in set(trusted)}
-        last = max(page_of.values()) + 1
-        pages = _rasterize(run.pdf, last, self.dpi, self.folder, 30.0 + 0.5 * last)
-        if len(pages) != last:
-            return False
+        """Rasterize the trusted pages (one pdftoppm call per resolution) and keep them."""
+        page_of = {owner: p for p, owner in enumerate(run.page_owner) if owner is not None}
+        by_dpi: dict[int, list[int]] = {}
         for k in trusted:
-            i = group[k]
-            cropped = crop_to_ink(pages[page_of[k]])
-            if cropped is None:
-                self.skip(i, "empty", "the rendered page has no ink")
-            elif cropped.size > MAX_PIXELS:
-                self.skip(i, "too_large", f"{cropped.shape[1]}x{cropped.shape[0]} pixels")
-            else:
-                self.results[i] = RenderResult(self.formulas[i], to_image(cropped), self.font,
-                                               self.style, self.dpi, "tex")
-        return True
+            by_dpi.setdefault(self.dpis[group[k]], []).append(k)
+        done = False
+        for dpi, ks in by_dpi.items():
+            first, last = min(page_of[k] for k in ks), max(page_of[k] for k in ks)
+            pages = _rasterize(run.pdf, first + 1, last + 1, dpi, self.folder, 30.0 + 0.5 * (last - first + 1))
+            if pages is None:
+                continue  # left unresolved: typeset again
+            done = True
+            for k in ks:
+                i = group[k]
+                cropped = crop_to_ink(pages[page_of[k] - first])
+                if cropped is None:
+                    self.skip(i, "empty", "the rendered page has no ink")
+                elif cropped.size > MAX_PIXELS:
+                    self.skip(i, "too_large", f"{cropped.shape[1]}x{cropped.shape[0]} pixels")
+                else:
+                    self.results[i] = RenderResult(self.formulas[i], to_image(cropped), self.font,
+                                                   self.styles[i], dpi, "tex")
+        return done
