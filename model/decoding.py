@@ -136,8 +136,9 @@ def beam_search(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tensor,
                 *, min_len: int = 0, cached: bool = True) -> list[Decoded]:
     """Keep the ``beam`` best prefixes per item; the best finished one wins, the others are alternatives.
 
-    An item stops once ``beam`` hypotheses have ended (EOS among the top ``beam`` candidates of a
-    step) or at the length limit, where its unfinished beams are scored too.
+    A hypothesis ends when EOS is among the top ``beam`` candidates of a step.  An item stops
+    once ``beam`` have ended and its live beams score no better (length-normalized, so far), or
+    at the length limit, where its unfinished beams are scored too.
     """
     if beam < 1:
         raise ValueError("beam must be at least 1")
@@ -183,7 +184,7 @@ def beam_search(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tensor,
                                 break
                     if last:
                         finished[item].extend(h for *_, h in chosen)
-                    if len(finished[item]) >= k or last or not chosen:
+                    if last or not chosen or _settled(finished[item], chosen, k):
                         continue
                     while len(chosen) < k:  # too few live candidates: pad with dead beams
                         chosen.append((chosen[0][0], chosen[0][1], float("-inf"), chosen[0][3]))
@@ -202,6 +203,19 @@ def beam_search(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tensor,
             return [_best_of(finished[i], k) for i in range(batch)]
     finally:
         model.train(was_training)
+
+
+def _settled(finished: list[_Hypothesis], chosen: list, beam: int) -> bool:
+    """Done once ``beam`` hypotheses have ended and no live beam scores better than the worst of them.
+
+    Stopping at the first ``beam`` endings would let early, truncated endings crowd out the
+    complete reading that is still one or two tokens from its EOS.
+    """
+    if len(finished) < beam:
+        return False
+    worst_kept = sorted((h.score for h in finished), reverse=True)[beam - 1]
+    best_live = max(s / max(1, len(h.logps)) for _, _, s, h in chosen)
+    return best_live <= worst_kept
 
 
 def _best_of(hypotheses: list[_Hypothesis], beam: int) -> Decoded:
