@@ -58,7 +58,7 @@ ORDER_RELATIONS = ("=", "<", ">", "\\neq", "\\leq", "\\geq", "\\leqslant", "\\ge
                    "\\preccurlyeq", "\\succcurlyeq", "\\backsim", "\\eqsim", "\\approxeq",
                    "\\thicksim", "\\thickapprox", "\\bumpeq", "\\Bumpeq", "\\leqq", "\\geqq",
                    "\\lll", "\\ggg", "\\lessgtr", "\\gtrless", "\\lessdot", "\\gtrdot",
-                   "\\nprec", "\\nsucc", "\\lnot", "\\risingdotseq", "\\fallingdotseq",
+                   "\\nprec", "\\nsucc", "\\risingdotseq", "\\fallingdotseq",
                    "\\lessapprox", "\\gtrapprox", "\\ncong", "\\nsim", "\\precsim", "\\succsim")
 SET_RELATIONS = ("\\in", "\\notin", "\\ni", "\\subset", "\\subseteq", "\\supset", "\\supseteq",
                  "\\subsetneq", "\\supsetneq", "\\nsubseteq", "\\sqsubseteq", "\\mid", "\\nmid",
@@ -80,7 +80,7 @@ ARROWS = ("\\to", "\\leftarrow", "\\Rightarrow", "\\Leftarrow", "\\Leftrightarro
           "\\leftrightarrows", "\\Lleftarrow", "\\twoheadleftarrow", "\\multimap",
           "\\nleftarrow", "\\nLeftarrow", "\\nRightarrow", "\\nLeftrightarrow",
           "\\upuparrows", "\\downdownarrows", "\\looparrowright", "\\rightsquigarrow",
-          "\\leftrightsquigarrow", "\\Longleftarrow", "\\Updownarrow", "\\leftharpoonup",
+          "\\leftrightsquigarrow", "\\Updownarrow", "\\leftharpoonup",
           "\\rightharpoondown", "\\leftrightharpoons", "\\restriction")
 LOGIC = ("\\forall", "\\exists", "\\nexists", "\\neg", "\\therefore", "\\because")
 ACCENTS = ("\\hat", "\\bar", "\\vec", "\\tilde", "\\dot", "\\ddot", "\\check", "\\breve",
@@ -546,11 +546,13 @@ class _Grammar:
     # whole formulas
     def relation(self) -> str:
         r = self.rng.random()
-        if r < 0.55:
+        if r < 0.5:
             return "="
-        if r < 0.85:
+        if r < 0.8:
             return self.pick(ORDER_RELATIONS)
-        return self.pick(SET_RELATIONS)
+        if r < 0.93:
+            return self.pick(SET_RELATIONS)
+        return self.pick(ARROWS)
 
     def equation(self, depth: int) -> str:
         out = self.expression(depth, 3)

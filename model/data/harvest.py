@@ -173,7 +173,7 @@ def _clean(latex: str) -> str:
         return ""
     if latex.count("{") != latex.count("}"):
         return ""
-    if _IDENTIFIER.search(_TEXT_GROUP.sub("", latex)):
+    if _IDENTIFIER.search(_ENV.sub("", _TEXT_GROUP.sub("", latex))):
         return ""  # code, not notation: StickBreakingTransform(z_i), *out_features
     return latex
 
