@@ -1,0 +1,605 @@
+"""Turn any snip into the model's input: an ink map at a fixed glyph size.
+
+The recognizer is trained on clean renders but must read real snips whose scale, margins,
+colours and quality differ.  So every image, for training and for inference alike, goes
+through the same steps, each chosen to remove one of those differences:
+
+1. any PIL mode becomes colour (+ alpha) in [0, 1]; very large inputs are cropped to their
+   ink and reduced early, because everything after is linear in the pixel count;
+2. ink = colour distance from the estimated background colour, normalized by the ink's own
+   strength: black on white, white on dark, red on pink and grey on grey all become the same
+   map; faint values (JPEG ringing, soft gradients) are cut relative to that strength;
+3. the glyph height is estimated from the connected components (``estimate_glyph_height``)
+   and the crop of the ink is rescaled so that it equals ``spec.glyph_height``;
+4. ``spec.margin`` blank pixels are put around the ink and the size is padded to the grid.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from model.config import InputSpec
+from model.errors import BlankImageError, ImageError
+
+# Images above this many pixels are first cropped to their ink (found on a reduced copy) and,
+# if still larger, reduced by an integer factor: a snip never needs more to be read.
+WORK_PIXELS = 1_500_000
+COARSE_PIXELS = 250_000
+SMALL_PIXELS = 250_000  # below this, the whole image is analysed as it is
+MIN_SIDE = 4             # fewer rows or columns than this cannot hold a formula
+MIN_CONTRAST = 0.05      # strongest ink weaker than this (in full-range units): blank
+STROKE_CUT = 0.4        # ink at least this strong is part of a stroke (binarization)
+NOISE_CUT = 0.15         # ink below this fraction of the ink strength is noise
+DOT_CUT = 0.35
+MAX_COMPONENTS = 200   # glyph height is estimated from at most this many components
+WEIGHT_POWER = 1.0
+MIN_CORRELATION = 0.25   # neighbouring ink values less correlated than this: noise, not strokes
+
+_EIGHT = np.ones((3, 3), dtype=bool)
+
+
+# --------------------------------------------------------------------------------------------
+# 1. Any PIL mode -> colour array (+ alpha), all in [0, 1]
+
+
+def _canonical(image: Image.Image) -> Image.Image:
+    """Return ``image`` as L, LA, RGB, RGBA (8 bit) or F (float in [0, 1])."""
+    mode = image.mode
+    if mode in ("L", "LA", "RGB", "RGBA"):
+        return image
+    if mode == "1":
+        return image.convert("L")
+    if mode == "P":
+        return image.convert("RGBA" if image.has_transparency_data else "RGB")
+    if mode in ("PA", "RGBa", "RGBX", "La"):
+        return image.convert({"PA": "RGBA", "RGBa": "RGBA", "RGBX": "RGB", "La": "LA"}[mode])
+    if mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        return image.convert("RGB")
+    if mode.startswith("I") or mode == "F":
+        return Image.fromarray(_scaled_float(image))
+    try:
+        return image.convert("RGB")
+    except (ValueError, OSError):
+        raise ImageError(f"Cannot read the image: its pixel mode {mode!r} is not supported.") from None
+
+
+def _scaled_float(image: Image.Image) -> np.ndarray:
+    """16-bit, 32-bit integer and float images to float32 in [0, 1], from their value range."""
+    values = np.asarray(image).astype(np.float32, copy=False)
+    if values.ndim != 2:
+        values = values.reshape(image.size[1], image.size[0])
+    if not np.isfinite(values).all():
+        values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    low, high = float(values.min()), float(values.max())
+    if image.mode.startswith("I;16"):
+        full = 65535.0
+    elif image.mode == "F" and low >= 0.0 and high <= 1.0:
+        full = 1.0
+    elif low >= 0.0 and high <= 255.0:
+        full = 255.0
+    elif low >= 0.0 and high <= 65535.0:
+        full = 65535.0
+    else:  # arbitrary range (e.g. signed or huge values): stretch what is there
+        span = high - low
+        return ((values - low) / span if span > 0 else np.zeros_like(values)).astype(np.float32)
+    return np.clip(values / full, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def _picture(image: Image.Image) -> np.ndarray:
+    """The opaque picture of a canonical image: uint8 (L, RGB) or float32 in [0, 1].
+
+    8-bit pictures stay uint8 so that distances are table look-ups (the common, fast path);
+    transparency is folded in by ``_resolve_alpha``.
+    """
+    if image.mode == "F":
+        return np.asarray(image, dtype=np.float32)
+    array = np.asarray(image)
+    if image.mode in ("L", "RGB"):
+        return array
+    scale = np.float32(1.0 / 255.0)
+    if image.mode == "LA":
+        return _resolve_alpha(array[..., 0], array[..., 1].astype(np.float32) * scale)
+    return _resolve_alpha(array[..., :3], array[..., 3].astype(np.float32) * scale)  # RGBA
+
+
+def _resolve_alpha(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Flatten transparency onto a backdrop chosen so that the text stays visible.
+
+    When most of the picture is opaque, the opaque part is a canvas with its own text (a
+    window screenshot with transparent rounded corners): the backdrop is the canvas colour.
+    When only a minority is opaque, the opaque pixels are the strokes (a formula exported on a
+    transparent background): the backdrop is white or black, whichever contrasts more with
+    the strokes' colour, so white text on transparency does not vanish the way it would when
+    flattened onto white, and anti-aliasing carried by the colour (binary palette
+    transparency) or by alpha is kept either way.
+    """
+    sample = alpha[:: max(1, alpha.shape[0] // 200), :: max(1, alpha.shape[1] // 200)]
+    low, high = np.percentile(sample, (0.5, 99.5)) if sample.size > 400 else (sample.min(), sample.max())
+    if high - low < 0.1:  # alpha carries no information
+        return colour
+    colour = _unit(colour)
+    opaque = alpha > 0.5
+    dominant = _dominant_colour(colour[opaque]) if opaque.any() else np.zeros(colour.shape[2:] or (1,), np.float32)
+    if np.count_nonzero(opaque) > 0.5 * opaque.size:
+        backdrop = dominant
+    else:
+        backdrop = np.full_like(dominant, 1.0 if float(dominant.mean()) < 0.5 else 0.0)
+    if colour.ndim == 2:
+        return colour * alpha + backdrop[0] * (1.0 - alpha)
+    return colour * alpha[..., None] + backdrop * (1.0 - alpha[..., None])
+
+
+# --------------------------------------------------------------------------------------------
+# 2. Colour -> ink map
+
+
+def _unit(pixels: np.ndarray) -> np.ndarray:
+    """Pixels as float32 in [0, 1], whether uint8 or already float."""
+    if pixels.dtype == np.uint8:
+        return pixels.astype(np.float32) * np.float32(1.0 / 255.0)
+    return pixels.astype(np.float32, copy=False)
+
+
+def _dominant_colour(pixels: np.ndarray) -> np.ndarray:
+    """The most common colour of ``pixels`` ((N,) grey or (N, 3) colour, in [0, 1]): the mode
+    of a coarse histogram, refined to the mean of the pixels near that mode (robust to noise
+    and to the minority of pixels that are text)."""
+    pixels = pixels.reshape(len(pixels), -1)
+    if len(pixels) > 20_000:  # a strided sample estimates a mode just as well
+        pixels = pixels[:: len(pixels) // 10_000]
+    channels = pixels.shape[1]
+    levels = 64 if channels == 1 else 16
+    bins = np.minimum((pixels * levels).astype(np.int32), levels - 1)
+    codes = bins[:, 0]
+    for c in range(1, channels):
+        codes = codes * levels + bins[:, c]
+    mode = int(np.bincount(codes, minlength=levels**channels).argmax())
+    centre = np.empty(channels, dtype=np.float32)
+    for c in range(channels - 1, -1, -1):
+        centre[c] = (mode % levels + 0.5) / levels
+        mode //= levels
+    tolerance = 1.5 / levels
+    near = np.abs(pixels[:, 0] - centre[0]) <= tolerance
+    for c in range(1, channels):  # per channel: numpy reduces slowly along a length-3 axis
+        near &= np.abs(pixels[:, c] - centre[c]) <= tolerance
+    chosen = pixels[near]
+    return (chosen.sum(axis=0) / max(1, len(chosen))).astype(np.float32)
+
+
+def _border(picture: np.ndarray) -> np.ndarray:
+    """The pixels of a thin frame along the picture's edge, (N,) or (N, 3), in [0, 1]."""
+    h, w = picture.shape[:2]
+    t = max(1, min(3, min(h, w) // 8))
+    rest = picture.shape[2:]
+    parts = [picture[:t].reshape(-1, *rest), picture[-t:].reshape(-1, *rest),
+             picture[t:-t, :t].reshape(-1, *rest), picture[t:-t, -t:].reshape(-1, *rest)]
+    return _unit(np.concatenate(parts))
+
+
+_LEVELS = np.arange(256, dtype=np.float32) / np.float32(255.0)
+_BINS = 1024  # distance resolution of the histogram and of the ink look-up table
+# Sum of three squared 8-bit channel differences -> distance bin: sqrt(sum / 3) / 255.
+_SUM_TO_BIN = np.minimum(np.sqrt(np.arange(3 * 255**2 + 1) / 3.0) / 255.0 * (_BINS - 1) + 0.5, _BINS - 1).astype(np.int16)
+_VALUES = np.arange(256, dtype=np.int32)
+
+
+def _distance_bins(picture: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """Colour distance from ``background`` (black vs white = 1), quantized to _BINS levels.
+
+    For 8-bit pictures everything is integer table look-ups (squared difference per channel,
+    then square root per sum), so no float copy of the picture is ever made.
+    """
+    top = np.float32(_BINS - 1)
+    if picture.dtype == np.uint8:
+        if picture.ndim == 2:
+            table = (np.abs(_LEVELS - background[0]) * top + 0.5).astype(np.int16)
+            return np.take(table, picture)
+        level = np.round(background * 255.0).astype(np.int32)
+        total = np.take(np.square(_VALUES - level[0]), picture[..., 0])
+        total += np.take(np.square(_VALUES - level[1]), picture[..., 1])
+        total += np.take(np.square(_VALUES - level[2]), picture[..., 2])
+        return np.take(_SUM_TO_BIN, total)
+    if picture.ndim == 2:
+        d2 = np.square(picture - background[0])
+    else:
+        diff = picture - background
+        d2 = np.einsum("ijk,ijk->ij", diff, diff) * np.float32(1.0 / 3.0)
+    np.sqrt(d2, out=d2)
+    d2 *= top
+    d2 += 0.5
+    return np.minimum(d2, top).astype(np.int16)
+
+
+@dataclass
+class _Ink:
+    ink: np.ndarray       # float32 (H, W) in [0, 1], faint noise removed
+    mask: np.ndarray      # bool (H, W): ink >= STROKE_CUT, the binarized strokes
+    strength: float       # distance of full ink from the background, in full-range units
+
+
+def _ink_from_bins(bins: np.ndarray) -> _Ink:
+    """Normalize the quantized distance by the ink strength and cut faint values.
+
+    The strength is a high percentile (90th) of the distance among ink-like pixels (those
+    beyond 0.3 x the 8th largest distance): the colour of the stroke cores, whatever the contrast.
+    Values under NOISE_CUT of it are set to 0 and the next NOISE_CUT ramp up linearly to meet
+    the identity, so that stroke edges keep their anti-aliased coverage (needed for sub-pixel
+    consistency across scales).  All of it is one histogram and one table look-up.
+    """
+    hist = np.bincount(bins.reshape(-1), minlength=_BINS)
+    n = bins.size
+    from_top = np.cumsum(hist[::-1])
+    k = 8  # a few hot pixels cannot set the strength; a formula has far more ink than this
+    robust_max = (_BINS - 1 - int(np.searchsorted(from_top, min(k, n)))) / (_BINS - 1)
+    if robust_max < MIN_CONTRAST:
+        return _Ink(np.zeros(bins.shape, np.float32), np.zeros(bins.shape, dtype=bool), robust_max)
+    first = int(math.ceil(0.3 * robust_max * (_BINS - 1)))
+    tail = np.cumsum(hist[first:])
+    strength = (first + int(np.searchsorted(tail, 0.9 * tail[-1]))) / (_BINS - 1)
+    strength = max(strength, MIN_CONTRAST)
+    x = np.minimum(np.arange(_BINS, dtype=np.float32) / np.float32((_BINS - 1) * strength), 1.0)
+    table = np.where(x < 2 * NOISE_CUT, np.maximum(x - NOISE_CUT, 0.0) * 2.0, x).astype(np.float32)
+    ink = np.take(table, bins)
+    return _Ink(ink, ink >= STROKE_CUT, strength)
+
+
+def _analyse(picture: np.ndarray) -> _Ink:
+    """Ink map of an opaque picture, with the background colour taken from its border.
+
+    If more than half the picture would be ink, the border was not background (a snip cut
+    through a coloured panel, or text touching every edge): the dominant colour of the whole
+    picture is tried instead and the sparser result is kept.
+    """
+    result = _ink_from_bins(_distance_bins(picture, _dominant_colour(_border(picture))))
+    if np.count_nonzero(result.mask) > 0.5 * result.mask.size:
+        step = max(1, int(math.sqrt(picture.shape[0] * picture.shape[1] / 10_000)))
+        sample = _unit(picture[::step, ::step].reshape(-1, *picture.shape[2:]))
+        other = _ink_from_bins(_distance_bins(picture, _dominant_colour(sample)))
+        if 0 < np.count_nonzero(other.mask) < np.count_nonzero(result.mask):
+            result = other
+    return result
+
+
+def ink_map(image: Image.Image) -> np.ndarray:
+    """Ink of ``image`` at its own resolution: float32 (H, W), 1 = full ink, 0 = background.
+
+    Works for any PIL mode, light or dark background, coloured text and transparency.  A
+    picture without visible contrast gives all zeros.
+    """
+    return _analyse(_picture(_canonical(image))).ink
+
+
+# --------------------------------------------------------------------------------------------
+# 3. Glyph height
+
+
+@dataclass
+class _Components:
+    labels: np.ndarray    # int32 (H, W), 0 = background
+    top: np.ndarray       # per component (index i = label i + 1), bounding boxes, end exclusive
+    bottom: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    area: np.ndarray
+
+    @property
+    def height(self) -> np.ndarray:
+        return self.bottom - self.top
+
+    @property
+    def width(self) -> np.ndarray:
+        return self.right - self.left
+
+
+def _components(mask: np.ndarray) -> _Components:
+    labels, count = ndimage.label(mask, structure=_EIGHT)
+    boxes = ndimage.find_objects(labels)
+    spans = np.array([(s[0].start, s[0].stop, s[1].start, s[1].stop) for s in boxes], dtype=np.int64).reshape(-1, 4)
+    area = np.bincount(labels.reshape(-1), minlength=count + 1)[1:]
+    return _Components(labels, spans[:, 0], spans[:, 1], spans[:, 2], spans[:, 3], area)
+
+
+def _row_max(flat: np.ndarray, width: int, rows: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """max(flat[row, left:right]) for many (row, left, right) at once, in one ufunc call."""
+    starts = rows * width + left
+    order = np.argsort(starts, kind="stable")  # keeps the unused in-between ranges short
+    bounds = np.empty(2 * len(rows), dtype=np.intp)
+    bounds[0::2] = starts[order]
+    bounds[1::2] = (rows * width + right)[order]
+    out = np.empty(len(rows), dtype=flat.dtype)
+    out[order] = np.maximum.reduceat(flat, bounds)[0::2]
+    return out
+
+
+def _subpixel_heights(ink: np.ndarray, labels: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Heights of ``boxes`` (K x 4: top, bottom, left, right) with fractional edge rows.
+
+    A binarized height is only known to +-1 pixel, which is 15 % of a low-resolution glyph.
+    The coverage of the first and last rows of each box, and of the unlabeled fringe in the
+    rows just outside, relative to the component's own stroke intensity (thin strokes never
+    reach full ink; read in three inner rows), locates each edge to a fraction of a pixel, so
+    the estimate stays proportional to the scale.  ``ink`` must have a blank 1-pixel frame.
+    """
+    height, width = ink.shape
+    own = np.where(labels > 0, ink, 0.0).reshape(-1)
+    fringe = np.where(labels == 0, ink, 0.0)
+    ramp = (fringe > 0) & (fringe < 2 * NOISE_CUT)  # undo the noise cut's ramp (_ink_from_bins)
+    fringe[ramp] = NOISE_CUT + 0.5 * fringe[ramp]
+    fringe = fringe.reshape(-1)
+    top, bottom, left, right = (boxes[:, i].astype(np.intp) for i in range(4))
+    rows = bottom - top
+    peak = np.mean([_row_max(own, width, top + (rows * q).astype(np.intp), left, right) for q in (0.25, 0.5, 0.75)], axis=0)
+    peak = np.maximum(peak, STROKE_CUT)
+    edge = lambda flat, r: np.minimum(_row_max(flat, width, r, left, right), peak) / peak  # noqa: E731
+    outside = edge(fringe, top - 1) + edge(fringe, bottom)
+    inside = edge(own, top) + np.where(rows >= 2, edge(own, bottom - 1), 0.0)
+    return np.maximum(rows - 2, 0) + outside + inside
+
+
+def _split_heights(comps: _Components, index: int) -> list[tuple[int, int, int, int, int]] | None:
+    """Boxes of the letters inside a wide component that merged several touching glyphs.
+
+    Letters touching at low resolution or in bold fonts join through thin bridges; cutting
+    at columns holding almost no ink of the component separates them again.  Returns None
+    when the pieces all have the component's height (one wide glyph, or equal letters);
+    otherwise the pieces as (top, bottom, left, right, area).
+    """
+    t, b, l, r = int(comps.top[index]), int(comps.bottom[index]), int(comps.left[index]), int(comps.right[index])
+    own = comps.labels[t:b, l:r] == index + 1
+    columns = own.sum(axis=0)
+    cut = columns <= max(1, int(0.12 * (b - t)))
+    if not cut.any():
+        return None
+    pieces = []
+    area = int(comps.area[index])
+    edges = np.flatnonzero(np.diff(np.concatenate(([1], cut.view(np.int8), [1]))))
+    for start, stop in zip(edges[::2], edges[1::2]):
+        piece = own[:, start:stop]
+        piece_area = int(np.count_nonzero(piece))
+        if piece_area < 0.08 * area:  # a sliver of an arch or a bridge, not a letter
+            continue
+        rows = np.flatnonzero(piece.any(axis=1))
+        pieces.append((t + int(rows[0]), t + int(rows[-1]) + 1, l + int(start), l + int(stop), piece_area))
+    if len(pieces) < 2 or min(p[1] - p[0] for p in pieces) >= 0.85 * (b - t):
+        return None
+    return pieces
+
+
+def _glyph_height(ink: np.ndarray, comps: _Components) -> float:
+    """See ``estimate_glyph_height``; works on precomputed components."""
+    n = len(comps.area)
+    if n == 0:
+        raise BlankImageError("The snip looks blank: no ink strokes were found in it.")
+    h = comps.height.astype(np.float64)
+    w = comps.width.astype(np.float64)
+    fill = comps.area / (h * w)
+    rule = (fill >= 0.65) & ((w >= 2.5 * h) | (h <= 1) & (w >= 2))
+    candidates = np.flatnonzero(~rule)
+    if candidates.size == 0:
+        # Only rules (a lone minus or equals sign): a dash is about a glyph height long.
+        return float(max(1.0, 0.9 * np.median(np.maximum(h, w))))
+    if candidates.size > MAX_COMPONENTS:  # plenty for a robust estimate; keeps long strips fast
+        candidates = candidates[np.linspace(0, candidates.size - 1, MAX_COMPONENTS).astype(np.intp)]
+    boxes: list[tuple[int, int, int, int, int]] = []  # top, bottom, left, right, area
+    for i in candidates:
+        pieces = _split_heights(comps, int(i)) if w[i] > 1.3 * h[i] else None
+        if pieces is None:
+            boxes.append((int(comps.top[i]), int(comps.bottom[i]), int(comps.left[i]), int(comps.right[i]), int(comps.area[i])))
+        else:
+            boxes.extend(pieces)
+    table = np.array(boxes, dtype=np.int64)
+    heights = (table[:, 1] - table[:, 0]).astype(np.float64)
+    # Dots, specks and primes are not glyph-sized.  The yardstick is a high percentile of the
+    # heights (letters, not dots, even in "a, b, \ldots, z"), so that the criterion is
+    # relative and the same at every scale.
+    table = table[heights >= DOT_CUT * np.percentile(heights, 80)]
+    refined = _subpixel_heights(ink, comps.labels, table[:, :4])
+    # Weighted by ink area: commas and other small marks that pass the filter count little.
+    return float(max(1.0, _middle_mean(refined, table[:, 4].astype(np.float64) ** WEIGHT_POWER)))
+
+
+def _middle_mean(values: np.ndarray, weights: np.ndarray) -> float:
+    """Weighted mean of the middle half of ``values`` (an interquartile mean).
+
+    As robust as the median to outliers on either side (big delimiters, stray marks), but
+    continuous: a formula's heights form two groups (x-height letters; ascenders, digits and
+    capitals) and a plain median jumps from one group to the other when one glyph changes.
+    """
+    order = np.argsort(values)
+    values, weights = values[order], np.maximum(weights[order], 1e-9)
+    upper = np.cumsum(weights)
+    lower = upper - weights
+    total = upper[-1]
+    overlap = np.clip(np.minimum(upper, 0.75 * total) - np.maximum(lower, 0.25 * total), 0.0, None)
+    return float((values * overlap).sum() / overlap.sum())
+
+
+def estimate_glyph_height(ink: np.ndarray) -> float:
+    """Typical glyph height in pixels of an ink map (float (H, W) in [0, 1], 1 = ink).
+
+    The estimate is the median height of the connected components of the binarized ink
+    (ink >= STROKE_CUT, 8-connected), with sub-pixel edges from the anti-aliased coverage, after
+    leaving out what is not glyph-like:
+
+    * flat filled rules (fraction bars, minus and equals signs, overlines): their height is a
+      stroke width, not a glyph height, and a formula can have many;
+    * components shorter than 0.35 x the 80th percentile of the heights (dots, specks,
+      which can outnumber the letters, as in ``a, b, \\ldots, z``).
+    Heights are averaged over the middle half of the ink area (an area-weighted interquartile
+    mean), so that small marks such as commas count little.
+    Components much wider than tall are split at near-empty columns, so letters that merged
+    at low resolution or in bold still count one by one.
+
+    Why it is robust: every criterion is relative (ratios of the components' own sizes), so
+    the estimate is scale-equivariant: doubling the image doubles it.  Margins contain no
+    components, so they cannot change it.  The median ignores a few big delimiters, sums or
+    integrals, however large.  Fraction bars are excluded explicitly and never counted.
+    """
+    ink = np.asarray(ink, dtype=np.float32)
+    if ink.ndim != 2:
+        raise ValueError(f"expected a 2-D ink map, got shape {ink.shape}")
+    framed, _, _ = _framed(ink)
+    return _glyph_height(framed, _components(framed >= STROKE_CUT))
+
+
+def _framed(ink: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """The ink's bounding box (ink > 0) with a blank 1-pixel frame, and its (top, left) offset.
+
+    Everything after this works on the box only, which is much smaller than a snip with
+    generous margins; the frame keeps the rows around every component inside the array.
+    """
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if rows.size == 0:
+        return np.zeros((3, 3), dtype=np.float32), 0, 0
+    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    framed = np.zeros((bottom - top + 2, right - left + 2), dtype=np.float32)
+    framed[1:-1, 1:-1] = ink[top:bottom, left:right]
+    return framed, top - 1, left - 1
+
+
+# --------------------------------------------------------------------------------------------
+# Preprocessing
+
+
+def _working_image(image: Image.Image, spec: InputSpec) -> Image.Image:
+    """Canonical image, cropped to its ink and reduced when large (both cheap in PIL).
+
+    Everything after this is linear in the pixel count, so large inputs are first looked at
+    on a reduced copy: the ink's bounding box crops the snip (a whole-screen snip holding a
+    small formula keeps its full resolution), and when the content is so long or tall that the
+    output must be shrunk to fit spec.max_width / max_height anyway, the image is reduced to
+    twice the output resolution; finer detail would be averaged away at the end regardless.
+    """
+    work = _canonical(image)
+    w, h = work.size
+    if w * h <= SMALL_PIXELS:
+        return work
+    k = max(1, math.ceil(math.sqrt(w * h / COARSE_PIXELS)))
+    coarse = _analyse(_picture(work.reduce(k) if k > 1 else work)).ink > 0
+    rows, cols = np.flatnonzero(coarse.any(axis=1)), np.flatnonzero(coarse.any(axis=0))
+    reduce_by = 1
+    if rows.size:
+        pad = 4
+        box = (max(0, (int(cols[0]) - pad) * k), max(0, (int(rows[0]) - pad) * k),
+               min(w, (int(cols[-1]) + 1 + pad) * k), min(h, (int(rows[-1]) + 1 + pad) * k))
+        if box != (0, 0, w, h):
+            work = work.crop(box)
+            w, h = work.size
+        content_w, content_h = (int(cols[-1]) + 1 - int(cols[0])) * k, (int(rows[-1]) + 1 - int(rows[0])) * k
+        fit = min((spec.max_width - 2 * spec.margin) / content_w, (spec.max_height - 2 * spec.margin) / content_h)
+        reduce_by = max(1, int(0.5 / fit))
+    reduce_by = max(reduce_by, math.ceil(math.sqrt(w * h / WORK_PIXELS)))
+    if reduce_by > 1:
+        work = work.reduce(min(reduce_by, max(1, min(w, h) // 16)))
+    return work
+
+
+def _correlation(mask: np.ndarray) -> float:
+    """Largest lag-1 autocorrelation of the binarized ink along rows or columns.
+
+    For a binary map with ink fraction p, uncorrelated noise changes value between neighbours
+    with probability 2p(1-p) (correlation 0); strokes change far less often (correlation near
+    1 along the stroke).  Counting changes on the boolean map is cheap.
+    """
+    p = np.count_nonzero(mask) / mask.size
+    expected = 2.0 * p * (1.0 - p)
+    if expected <= 0.0:
+        return 0.0
+    across = np.count_nonzero(mask[:, 1:] != mask[:, :-1]) / max(1, mask.shape[0] * (mask.shape[1] - 1))
+    down = np.count_nonzero(mask[1:] != mask[:-1]) / max(1, (mask.shape[0] - 1) * mask.shape[1])
+    return 1.0 - min(across, down) / expected
+
+
+def _content_box(comps: _Components, glyph: float) -> tuple[int, int, int, int]:
+    """Bounding box (top, bottom, left, right) of the ink, leaving out isolated specks.
+
+    A speck is a component far smaller than a glyph (both sides < 0.3 glyph heights) that
+    lies more than one glyph height away from the rest; specks close to the ink are kept, and
+    kept specks extend the box, so dots of ``\\ldots`` or a final period are never lost.
+    """
+    h, w = comps.height, comps.width
+    tiny = (h < 0.3 * glyph) & (w < 0.3 * glyph)
+    if tiny.all():
+        tiny[:] = False
+    inside = ~tiny
+    top, bottom = comps.top[inside].min(), comps.bottom[inside].max()
+    left, right = comps.left[inside].min(), comps.right[inside].max()
+    pending = np.flatnonzero(tiny)
+    reach = glyph
+    while pending.size:
+        near = ((comps.bottom[pending] >= top - reach) & (comps.top[pending] <= bottom + reach)
+                & (comps.right[pending] >= left - reach) & (comps.left[pending] <= right + reach))
+        if not near.any():
+            break
+        added = pending[near]
+        top, bottom = min(top, comps.top[added].min()), max(bottom, comps.bottom[added].max())
+        left, right = min(left, comps.left[added].min()), max(right, comps.right[added].max())
+        pending = pending[~near]
+    return int(top), int(bottom), int(left), int(right)
+
+
+def preprocess(image: Image.Image, spec: InputSpec) -> np.ndarray:
+    """The model input for ``image``: float32 (H, W) in [0, 1], ink 1, background 0.
+
+    The ink is cropped, rescaled so that its median glyph height is ``spec.glyph_height``,
+    placed at the top-left with ``spec.margin`` blank pixels around it, shrunk if needed to fit
+    ``spec.max_height`` x ``spec.max_width``, and padded with 0 to multiples of ``spec.grid``.
+    Raises BlankImageError when there is nothing to read.
+    """
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"preprocess expects a PIL image, got {type(image).__name__}")
+    width, height = image.size
+    if min(width, height) < MIN_SIDE:
+        raise BlankImageError(f"The snip looks blank: at {width}x{height} pixels it is too small to hold a formula.")
+    work = _working_image(image, spec)
+    result = _analyse(_picture(work))
+    if result.strength < MIN_CONTRAST:
+        raise BlankImageError("The snip looks blank: it has no visible contrast.")
+    ink_pixels = int(np.count_nonzero(result.mask))
+    if ink_pixels < spec.min_ink_pixels:
+        raise BlankImageError(f"The snip looks blank: it has only {ink_pixels} ink pixels.")
+    ink, _, _ = _framed(result.ink)
+    mask = ink >= STROKE_CUT
+    if _correlation(mask) < MIN_CORRELATION:
+        raise BlankImageError("The snip looks blank: it holds only noise, no strokes.")
+    comps = _components(mask)
+    glyph = _glyph_height(ink, comps)
+    return _place(ink, _content_box(comps, glyph), glyph, spec)
+
+
+def _place(ink: np.ndarray, box: tuple[int, int, int, int], glyph: float, spec: InputSpec) -> np.ndarray:
+    """Rescale the boxed ink to the target glyph height, add margins, pad to the grid."""
+    top, bottom, left, right = box
+    content_h, content_w = bottom - top, right - left
+    margin, grid = int(spec.margin), max(1, int(spec.grid))
+    max_h = max(grid, (int(spec.max_height) // grid) * grid)
+    max_w = max(grid, (int(spec.max_width) // grid) * grid)
+    scale = float(spec.glyph_height) / glyph
+    room_h, room_w = max(1, max_h - 2 * margin), max(1, max_w - 2 * margin)
+    scale = min(scale, room_h / content_h, room_w / content_w)
+    out_h = min(max_h, max(1, round(content_h * scale)) + 2 * margin)
+    out_w = min(max_w, max(1, round(content_w * scale)) + 2 * margin)
+    # Source region: the content box widened by the margin (in source pixels), zero-padded
+    # where it leaves the image, so that PIL resamples exactly that region.
+    reach = int(math.ceil(margin / scale)) + 2
+    y0, x0 = top - reach, left - reach
+    y1 = max(bottom + reach, y0 + reach + int(math.ceil(out_h / scale)) + 1)
+    x1 = max(right + reach, x0 + reach + int(math.ceil(out_w / scale)) + 1)
+    region = np.zeros((y1 - y0, x1 - x0), dtype=np.float32)
+    sy0, sx0 = max(0, y0), max(0, x0)
+    sy1, sx1 = min(ink.shape[0], y1), min(ink.shape[1], x1)
+    region[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = ink[sy0:sy1, sx0:sx1]
+    bx, by = (left - x0) - margin / scale, (top - y0) - margin / scale
+    source_box = (bx, by, bx + out_w / scale, by + out_h / scale)
+    resample = Image.Resampling.BOX if scale < 1.0 else Image.Resampling.BICUBIC
+    resized = Image.fromarray(region).resize((out_w, out_h), resample, box=source_box)
+    content = np.asarray(resized, dtype=np.float32)
+    padded_h, padded_w = -(-out_h // grid) * grid, -(-out_w // grid) * grid
+    out = np.zeros((padded_h, padded_w), dtype=np.float32)
+    out[:out_h, :out_w] = np.clip(content, 0.0, 1.0)
+    return out
