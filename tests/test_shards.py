@@ -1,0 +1,226 @@
+"""Shards on disk (write, read, resume, damage) and the training Dataset with its sampler."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from model.batching import pad_batch
+from model.config import InputSpec
+from model.data.render_mathtext import render_mathtext
+from model.data.shards import (BucketBatchSampler, FormulaDataset, ShardError, ShardReader, ShardWriter,
+                               verify_shards)
+from model.preprocess import preprocess
+from model.tokenizer import normalize
+from model.vocab import BOS, EOS, Vocab
+
+
+def _png(seed: int, width: int = 60) -> bytes:
+    """A small black-on-white picture, different for every seed."""
+    image = Image.new("L", (width, 24), 255)
+    ImageDraw.Draw(image).text((2, 4), f"s{seed}", fill=0)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _write(writer: ShardWriter, start: int, count: int) -> None:
+    for i in range(start, start + count):
+        writer.add(_png(i), f"x_{{{i}}}", "cm", "display", 100, "tex", 32 + 16 * (i % 5), 32)
+
+
+def test_round_trip_with_several_shards(tmp_path):
+    with ShardWriter(tmp_path, "train", max_shard_bytes=4096) as writer:
+        _write(writer, 0, 12)
+        writer.add_skip(r"\bad", "compile_error", "Undefined control sequence.")
+    split = tmp_path / "train"
+    tars = sorted(split.glob("shard-*.tar"))
+    assert len(tars) > 2 and all(t.stat().st_size <= 4096 + 1024 for t in tars)
+    reader = ShardReader(split)
+    assert len(reader) == 12
+    for i in range(12):
+        assert reader.read_bytes(i) == _png(i)
+        record = reader.record(i)
+        assert record["latex"] == f"x_{{{i}}}" and record["width"] == 32 + 16 * (i % 5)
+        assert reader.read_image(i).mode == "L"
+    # plain tar tools read the shards too, and the index offsets point at the member data
+    with tarfile.open(tars[0]) as tar:
+        members = tar.getmembers()
+        assert members[0].name == reader.record(0)["name"] and members[0].offset_data == reader.record(0)["offset"]
+    manifest = json.loads((split / "manifest.json").read_text())
+    assert manifest["samples"] == 12 and manifest["skipped"] == {"compile_error": 1}
+    report = verify_shards(split)
+    assert report.samples == 12 and report.shards == len(tars)
+
+
+def test_resume_after_a_crash_drops_the_torn_tail(tmp_path):
+    writer = ShardWriter(tmp_path, "train")
+    _write(writer, 0, 5)
+    writer.flush()
+    split = tmp_path / "train"
+    # the crash: half a PNG appended to the tar, half an index line, no close()
+    writer._tar.write(b"\0" * 512 + _png(99)[:40])
+    writer._tar.flush()
+    writer._index.write(b'{"name": "train-00000005.png", "off')
+    writer._index.flush()
+    del writer
+    with pytest.raises(ShardError, match="incomplete"):
+        verify_shards(split)
+    assert len(ShardReader(split)) == 5  # readers already ignore the torn line
+
+    resumed = ShardWriter(tmp_path, "train")
+    assert resumed.samples == 5 and resumed.done == {f"x_{{{i}}}" for i in range(5)}
+    _write(resumed, 5, 3)
+    resumed.close()
+    reader = ShardReader(split)
+    assert len(reader) == 8 and [reader.read_bytes(i) for i in range(8)] == [_png(i) for i in range(8)]
+    assert len({reader.record(i)["name"] for i in range(8)}) == 8
+    assert verify_shards(split).samples == 8
+
+
+def test_resume_when_the_index_is_ahead_of_the_tar(tmp_path):
+    with ShardWriter(tmp_path, "train") as writer:
+        _write(writer, 0, 4)
+    tar = tmp_path / "train" / "shard-00000.tar"
+    last = ShardReader(tmp_path / "train").record(3)
+    with open(tar, "r+b") as f:  # the data of the last sample never reached the disk
+        f.truncate(last["offset"] + 10)
+    resumed = ShardWriter(tmp_path, "train")
+    assert resumed.samples == 3 and "x_{3}" not in resumed.done
+    _write(resumed, 3, 1)
+    resumed.close()
+    assert verify_shards(tmp_path / "train").samples == 4
+
+
+def test_damaged_shards_are_reported_clearly(tmp_path):
+    with ShardWriter(tmp_path, "train", max_shard_bytes=4096) as writer:
+        _write(writer, 0, 10)
+    split = tmp_path / "train"
+    reader = ShardReader(split)
+    first = reader.record(1)
+    with open(split / first["shard"], "r+b") as f:  # overwrite the PNG signature of sample 1
+        f.seek(first["offset"])
+        f.write(b"GARBAGE!")
+    with pytest.raises(ShardError, match=r"sample train-00000001\.png.*not a PNG"):
+        verify_shards(split)
+    with pytest.raises(ShardError, match="not a readable PNG"):
+        ShardReader(split).read_image(1)
+
+    # an offset beyond the end of its tar
+    index = split / "shard-00001.jsonl"
+    lines = index.read_text().splitlines()
+    record = json.loads(lines[0])
+    record["offset"] = 10**9
+    index.write_text("\n".join([json.dumps(record), *lines[1:]]) + "\n")
+    report = verify_shards(split, raise_on_error=False)
+    assert any("beyond the end of the tar" in p for p in report.problems)
+
+    # a tar without its index
+    (split / "shard-00002.jsonl").unlink()
+    with pytest.raises(ShardError, match=r"shard-00002\.tar has no index"):
+        verify_shards(split)
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ShardError, match="holds no shards"):
+        ShardReader(empty)
+
+
+# ---------------------------------------------------------------- Dataset and sampler
+
+FORMULAS = [r"x^{2}", r"\frac{a}{b}+c", r"\alpha+\beta=\gamma", r"\sum_{i=1}^{n}i^{2}=\frac{n(n+1)(2n+1)}{6}",
+            r"e^{i\pi}", r"\sqrt{x+1}", r"a_{1},a_{2},\ldots,a_{n}", r"f(x)=\int_{0}^{x}g(t)dt",
+            r"\mathbb{R}^{n}", r"x\in A\cup B", r"\lim_{n\to\infty}\frac{1}{n}=0", r"y=mx+b"]
+
+
+@pytest.fixture(scope="module")
+def shard_split(tmp_path_factory):
+    out = tmp_path_factory.mktemp("shards")
+    spec = InputSpec()
+    with ShardWriter(out, "train") as writer:
+        for font in ("cm", "dejavusans"):
+            for r in render_mathtext(FORMULAS, font, "display", 150):
+                array = preprocess(r.image, spec)
+                buffer = io.BytesIO()
+                r.image.save(buffer, format="PNG")
+                writer.add(buffer.getvalue(), r.latex, r.font, r.style, r.dpi,
+                           r.renderer, array.shape[1], array.shape[0])
+    return out / "train"
+
+
+@pytest.fixture(scope="module")
+def vocab():
+    return Vocab.build([normalize(f) for f in FORMULAS])
+
+
+def test_dataset_items_are_model_inputs_and_token_ids(shard_split, vocab):
+    spec = InputSpec()
+    clean = FormulaDataset(shard_split, vocab, spec, augment=False, seed=0)
+    assert len(clean) == 2 * len(FORMULAS)
+    array, ids = clean[3]
+    assert array.dtype == np.float32 and array.ndim == 2 and array.shape[0] % spec.grid == 0
+    assert array.shape == (clean.heights[3], clean.widths[3])  # the stored size is the clean input's size
+    assert ids[0] == BOS and ids[-1] == EOS and ids[1:-1] == [vocab.index[t] for t in normalize(FORMULAS[3])]
+    assert array.max() > 0.9 and array[:, -1].max() == 0.0  # ink 1, blank border
+
+    noisy = FormulaDataset(shard_split, vocab, spec, augment=True, seed=0)
+    a1, ids1 = noisy[(3, 0)]
+    a2, _ = noisy[(3, 0)]
+    a3, _ = noisy[(3, 1)]
+    assert ids1 == ids and np.array_equal(a1, a2)  # same (seed, epoch, index): same sample
+    assert a1.shape != a3.shape or not np.array_equal(a1, a3)  # another epoch: another augmentation
+    noisy.set_epoch(1)
+    assert np.array_equal(noisy[3][0], a3)
+
+
+def test_sampler_buckets_by_width_deterministically(shard_split):
+    rng = np.random.default_rng(0)
+    widths = rng.integers(2, 64, 500) * 16
+    sampler = BucketBatchSampler(widths, batch_size=16, shuffle=True, seed=3, with_epoch=False)
+    batches = list(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(500))
+    assert max(len(b) for b in batches) == 16
+    spread = np.mean([np.ptp(widths[b]) for b in batches])
+    random_spread = np.mean([np.ptp(widths[rng.choice(500, 16, replace=False)]) for _ in range(50)])
+    assert spread < 0.1 * random_spread  # similar widths in a batch
+    assert list(BucketBatchSampler(widths, batch_size=16, shuffle=True, seed=3, with_epoch=False)) == batches
+    sampler.set_epoch(1)
+    assert list(sampler) != batches  # a new epoch mixes differently
+
+    heights = rng.integers(2, 8, 500) * 16
+    budget = BucketBatchSampler(widths, max_pixels=64 * 16 * 300, heights=heights, seed=1, with_epoch=False)
+    for b in budget:
+        assert len(b) == 1 or len(b) * widths[b].max() * heights[b].max() <= 64 * 16 * 300
+    ranks = [list(BucketBatchSampler(widths, batch_size=8, seed=1, rank=r, world=2, with_epoch=False)) for r in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1])
+    assert not {i for b in ranks[0] for i in b} & {i for b in ranks[1] for i in b}
+
+
+def test_dataloader_with_persistent_workers_gives_bucketed_tensors(shard_split, vocab):
+    spec = InputSpec()
+    dataset = FormulaDataset(shard_split, vocab, spec, augment=True, seed=5)
+    # no shuffling: both epochs see the same batches, so only augmentation can tell them apart
+    sampler = BucketBatchSampler(dataset.widths, batch_size=4, shuffle=False, seed=5)
+
+    def collate(batch):
+        images, sizes = pad_batch([b[0] for b in batch])
+        return images, sizes, [b[1] for b in batch]
+
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=1,
+                                         persistent_workers=True)
+    seen = []
+    for epoch in (0, 1):
+        sampler.set_epoch(epoch)
+        for images, sizes, ids in loader:
+            assert images.dim() == 4 and images.shape[1] == 1 and images.shape[0] == len(ids) <= 4
+            assert (sizes[:, 1] <= images.shape[3]).all() and (sizes[:, 0] <= images.shape[2]).all()
+            seen.append(images.sum().item())
+    assert len(seen) == 2 * len(sampler)
+    first, second = seen[: len(seen) // 2], seen[len(seen) // 2:]
+    assert all(a != b for a, b in zip(first, second))  # a persistent worker still sees the new epoch
