@@ -281,3 +281,8 @@ class Im2LatexModel(nn.Module):
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable values (shared weights counted once)."""
     return sum(p.numel() for p in model.parameters())
+
+
+if __name__ == "__main__":  # python -m model.network: the size of the default network
+    default = ModelConfig(vocab_size=600)
+    print(f"default ModelConfig with a 600-token vocabulary: {count_parameters(Im2LatexModel(default)):,} parameters")

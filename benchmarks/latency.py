@@ -1,0 +1,141 @@
+"""Snip-to-LaTeX latency of one medium formula: greedy decoding on the CPU with 2 threads.
+
+Uses the bundled model when there is one (``$IM2LATEX_MODEL`` or resources/model/), else the
+default ModelConfig with untrained weights, which is fine for timing.  Decoding is forced to a
+fixed number of tokens (EOS is forbidden until then), so an untrained model's random EOS does
+not make the numbers meaningless and runs are comparable between models.  Prints a summary and
+writes benchmarks/latency.json.
+
+    .venv/bin/python benchmarks/latency.py [--runs 30] [--tokens 30] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from model.batching import pad_batch  # noqa: E402
+from model.checkpoint import load_model  # noqa: E402
+from model.config import ModelConfig  # noqa: E402
+from model.decoding import greedy_decode  # noqa: E402
+from model.errors import Im2LatexError  # noqa: E402
+from model.inference import default_model_path  # noqa: E402
+from model.network import Im2LatexModel, count_parameters  # noqa: E402
+from model.preprocess import preprocess  # noqa: E402
+
+FORMULA = r"\frac{-b\pm\sqrt{b^{2}-4ac}}{2a}=x_{1,2}"
+UNTRAINED_VOCAB = 600  # about the size of the corpus vocabulary
+
+
+def render(latex: str, dpi: int = 200) -> Image.Image:
+    """The formula drawn with matplotlib mathtext, black on white, as a screen snip would be."""
+    from matplotlib import mathtext
+
+    buffer = io.BytesIO()
+    mathtext.math_to_image(f"${latex}$", buffer, dpi=dpi, format="png", color="black")
+    buffer.seek(0)
+    rgba = Image.open(buffer).convert("RGBA")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.array(values), q))
+
+
+def pick_model() -> tuple[Im2LatexModel, ModelConfig, str, bool]:
+    path = default_model_path()
+    try:
+        loaded = load_model(path, device="cpu")
+        return loaded.model, loaded.config, str(path), True
+    except Im2LatexError as error:
+        print(f"no trained model ({error}); timing untrained default weights", file=sys.stderr)
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=UNTRAINED_VOCAB)
+    return Im2LatexModel(config).eval(), config, f"untrained default ModelConfig (vocab {UNTRAINED_VOCAB})", False
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--tokens", type=int, default=30, help="decode exactly this many tokens")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "latency.json")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    model, config, model_name, trained = pick_model()
+    image = render(FORMULA)
+    max_len = min(args.tokens + 1, config.max_len)
+
+    def once() -> tuple[float, float, float]:
+        t0 = time.perf_counter()
+        array = preprocess(image, config.input)
+        images, sizes = pad_batch([array])
+        t1 = time.perf_counter()
+        with torch.inference_mode():
+            model.encode(images, sizes)
+        t2 = time.perf_counter()
+        decoded = greedy_decode(model, images, sizes, max_len, min_len=args.tokens)  # encodes again
+        t3 = time.perf_counter()
+        assert len(decoded[0].ids) == max_len - 1, "decoding did not run to the fixed length"
+        return t1 - t0, t2 - t1, t3 - t2
+
+    for _ in range(3):  # warm-up: allocator, oneDNN kernels, lazy imports
+        once()
+    prep, enc, total = [], [], []
+    for _ in range(args.runs):
+        p, e, d = once()
+        prep.append(p)
+        enc.append(e)
+        total.append(p + d)  # preprocess + one encode + decoding (the encode inside greedy_decode)
+    array = preprocess(image, config.input)
+    result = {
+        "model": model_name,
+        "trained": trained,
+        "parameters": count_parameters(model),
+        "formula": FORMULA,
+        "snip_size": list(image.size),
+        "input_size": list(array.shape),
+        "tokens": args.tokens,
+        "threads": args.threads,
+        "runs": args.runs,
+        "median_s": round(statistics.median(total), 4),
+        "p95_s": round(percentile(total, 95), 4),
+        "preprocess_median_s": round(statistics.median(prep), 4),
+        "encode_median_s": round(statistics.median(enc), 4),
+        "decode_median_s": round(statistics.median(total) - statistics.median(prep) - statistics.median(enc), 4),
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "note": ("untrained weights, decoding forced to a fixed length; " if not trained else "")
+                + "measured on a machine that may be shared; compare medians, not single runs",
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    print(f"{model_name}: {result['parameters']:,} parameters, input {array.shape[0]}x{array.shape[1]}, "
+          f"{args.tokens} tokens, {args.threads} threads")
+    print(f"latency median {result['median_s'] * 1000:.1f} ms, p95 {result['p95_s'] * 1000:.1f} ms "
+          f"(preprocess {result['preprocess_median_s'] * 1000:.1f} ms, encode {result['encode_median_s'] * 1000:.1f} ms, "
+          f"decode {result['decode_median_s'] * 1000:.1f} ms)")
+    if not trained:
+        print("note: untrained weights (no model bundle found); timing only, the output is noise")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
