@@ -38,7 +38,7 @@ NOISE_CUT = 0.15         # ink below this fraction of the ink strength is noise
 DOT_CUT = 0.35
 MAX_COMPONENTS = 200   # glyph height is estimated from at most this many components
 WEIGHT_POWER = 1.0
-MIN_CORRELATION = 0.25   # neighbouring ink values less correlated than this: noise, not strokes
+MIN_CORRELATION = 0.12   # binarized ink less correlated between neighbours: noise, not strokes
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 
@@ -226,16 +226,19 @@ def _ink_from_bins(bins: np.ndarray) -> _Ink:
     """Normalize the quantized distance by the ink strength and cut faint values.
 
     The strength is a high percentile (90th) of the distance among ink-like pixels (those
-    beyond 0.3 x the 8th largest distance): the colour of the stroke cores, whatever the contrast.
+    beyond 0.3 x a robust maximum): the colour of the stroke cores, whatever the contrast.
     Values under NOISE_CUT of it are set to 0 and the next NOISE_CUT ramp up linearly to meet
     the identity, so that stroke edges keep their anti-aliased coverage (needed for sub-pixel
     consistency across scales).  All of it is one histogram and one table look-up.
     """
     hist = np.bincount(bins.reshape(-1), minlength=_BINS)
-    n = bins.size
     from_top = np.cumsum(hist[::-1])
-    k = 8  # a few hot pixels cannot set the strength; a formula has far more ink than this
-    robust_max = (_BINS - 1 - int(np.searchsorted(from_top, min(k, n)))) / (_BINS - 1)
+    # The 8th largest distance, so that a few hot pixels cannot set the strength; when there
+    # is less visible ink than that (a lone minus sign at low resolution) it is half of what
+    # there is, so that the blank check below can say "too little ink" rather than "no contrast".
+    visible = int(from_top[_BINS - 1 - int(math.ceil(MIN_CONTRAST * (_BINS - 1)))])
+    k = min(8, max(1, visible // 2))
+    robust_max = (_BINS - 1 - int(np.searchsorted(from_top, k))) / (_BINS - 1)
     if robust_max < MIN_CONTRAST:
         return _Ink(np.zeros(bins.shape, np.float32), np.zeros(bins.shape, dtype=bool), robust_max)
     first = int(math.ceil(0.3 * robust_max * (_BINS - 1)))
@@ -378,7 +381,8 @@ def _glyph_height(ink: np.ndarray, comps: _Components) -> float:
     h = comps.height.astype(np.float64)
     w = comps.width.astype(np.float64)
     fill = comps.area / (h * w)
-    rule = (fill >= 0.65) & ((w >= 2.5 * h) | (h <= 1) & (w >= 2))
+    # Rules: filled bars clearly wider than tall (an equals sign merged at low resolution is one).
+    rule = (fill >= 0.65) & ((w >= 2.5 * h) | (h <= 1) & (w >= 2)) | (fill >= 0.85) & (w >= 1.5 * h)
     candidates = np.flatnonzero(~rule)
     if candidates.size == 0:
         # Only rules (a lone minus or equals sign): a dash is about a glyph height long.
@@ -569,13 +573,33 @@ def preprocess(image: Image.Image, spec: InputSpec) -> np.ndarray:
         raise BlankImageError("The snip looks blank: it holds only noise, no strokes.")
     comps = _components(mask)
     glyph = _glyph_height(ink, comps)
-    return _place(ink, _content_box(comps, glyph), glyph, spec)
+    return _place(ink, _subpixel_box(ink, _content_box(comps, glyph)), glyph, spec)
 
 
-def _place(ink: np.ndarray, box: tuple[int, int, int, int], glyph: float, spec: InputSpec) -> np.ndarray:
+def _subpixel_box(ink: np.ndarray, box: tuple[int, int, int, int]) -> tuple[float, float, float, float]:
+    """The content box with each edge moved to the anti-aliased edge of the ink.
+
+    The outermost row or column inside the box is covered only in part, and the one outside
+    may be covered a little: their coverage places the edge within a pixel, so that a formula
+    lands on the same output pixels whatever the input resolution.  ``ink`` has a blank frame.
+    """
+    top, bottom, left, right = box
+    def cover(values: np.ndarray, outside: bool) -> float:
+        value = float(values.max())
+        if outside and 0.0 < value < 2 * NOISE_CUT:
+            value = NOISE_CUT + 0.5 * value  # undo the noise cut's ramp
+        return min(1.0, value)
+    rows, cols = ink[top:bottom], ink[:, left:right]
+    return (top + 1 - cover(cols[top], False) - cover(cols[top - 1], True),
+            bottom - 1 + cover(cols[bottom - 1], False) + cover(cols[bottom], True),
+            left + 1 - cover(rows[:, left], False) - cover(rows[:, left - 1], True),
+            right - 1 + cover(rows[:, right - 1], False) + cover(rows[:, right], True))
+
+
+def _place(ink: np.ndarray, box: tuple[float, float, float, float], glyph: float, spec: InputSpec) -> np.ndarray:
     """Rescale the boxed ink to the target glyph height, add margins, pad to the grid."""
     top, bottom, left, right = box
-    content_h, content_w = bottom - top, right - left
+    content_h, content_w = max(bottom - top, 1e-3), max(right - left, 1e-3)
     margin, grid = int(spec.margin), max(1, int(spec.grid))
     max_h = max(grid, (int(spec.max_height) // grid) * grid)
     max_w = max(grid, (int(spec.max_width) // grid) * grid)
@@ -585,11 +609,11 @@ def _place(ink: np.ndarray, box: tuple[int, int, int, int], glyph: float, spec: 
     out_h = min(max_h, max(1, round(content_h * scale)) + 2 * margin)
     out_w = min(max_w, max(1, round(content_w * scale)) + 2 * margin)
     # Source region: the content box widened by the margin (in source pixels), zero-padded
-    # where it leaves the image, so that PIL resamples exactly that region.
+    # where it leaves the image, so that PIL resamples exactly that (sub-pixel) region.
     reach = int(math.ceil(margin / scale)) + 2
-    y0, x0 = top - reach, left - reach
-    y1 = max(bottom + reach, y0 + reach + int(math.ceil(out_h / scale)) + 1)
-    x1 = max(right + reach, x0 + reach + int(math.ceil(out_w / scale)) + 1)
+    y0, x0 = int(math.floor(top)) - reach, int(math.floor(left)) - reach
+    y1 = y0 + int(math.ceil(out_h / scale)) + 2 * reach + 2
+    x1 = x0 + int(math.ceil(out_w / scale)) + 2 * reach + 2
     region = np.zeros((y1 - y0, x1 - x0), dtype=np.float32)
     sy0, sx0 = max(0, y0), max(0, x0)
     sy1, sx1 = min(ink.shape[0], y1), min(ink.shape[1], x1)
