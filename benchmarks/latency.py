@@ -76,6 +76,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "latency.json")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()  # other work on the machine shows up in the numbers
     torch.set_num_threads(args.threads)
     model, config, model_name, trained = pick_model()
     image = render(FORMULA)
@@ -115,12 +116,14 @@ def main() -> int:
         "runs": args.runs,
         "median_s": round(statistics.median(total), 4),
         "p95_s": round(percentile(total, 95), 4),
+        "min_s": round(min(total), 4),
         "preprocess_median_s": round(statistics.median(prep), 4),
         "encode_median_s": round(statistics.median(enc), 4),
         "decode_median_s": round(statistics.median(total) - statistics.median(prep) - statistics.median(enc), 4),
         "torch": torch.__version__,
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
+        "load_average_before": [round(x, 2) for x in load_before],
         "note": ("untrained weights, decoding forced to a fixed length; " if not trained else "")
                 + "measured on a machine that may be shared; compare medians, not single runs",
     }

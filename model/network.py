@@ -79,7 +79,7 @@ class Encoder(nn.Module):
             keep = _valid_cells(sizes, stride, x.shape[2], x.shape[3])
             return x * keep[:, None].to(x.dtype)
 
-        x = self.relu(self.bn1(self.conv1(images)))
+        x = self.relu(self.bn1(self.conv1(zero_padding(images, 1))))
         # Values are >= 0 after ReLU, so the zeroed padding never wins a max; the pooling
         # windows straddling the border still reach real cells, hence the second zeroing.
         x = zero_padding(self.maxpool(zero_padding(x, 2)), 4)

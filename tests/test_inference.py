@@ -214,3 +214,10 @@ def test_cli_version_and_subcommands(capsys):
     assert info.value.code == 0 and "im2latex" in capsys.readouterr().out
     assert main([]) == 2  # no subcommand: help, and a usage error code
     assert "predict" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_predict_on_a_missing_gpu_exits_2(tiny_model_dir, capsys):
+    assert main(["predict", "--device", "cuda", "--model", str(tiny_model_dir.bundle),
+                 str(tiny_model_dir.images[0])]) == 2
+    assert "no CUDA GPU" in capsys.readouterr().err
