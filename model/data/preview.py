@@ -42,10 +42,11 @@ def make_preview(shards: str | Path, out: str | Path, n: int = 48, seed: int = 0
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(reader), size=min(n, len(reader)), replace=False)
     rows = math.ceil(len(picks) / columns)
-    row_inches = 1.0
-    fig, axes = plt.subplots(rows, 3 * columns, figsize=(7.5 * columns, row_inches * rows + 0.5), squeeze=False)
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.2 / (row_inches * rows + 0.5),
-                        top=1 - 0.45 / (row_inches * rows + 0.5), wspace=0.06, hspace=0.75)
+    row_inches, head, foot = 1.0, 0.7, 0.2
+    height = row_inches * rows + head + foot
+    fig, axes = plt.subplots(rows, 3 * columns, figsize=(7.5 * columns, height), squeeze=False)
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=foot / height, top=1 - head / height, wspace=0.06,
+                        hspace=0.75)
     for ax in axes.ravel():
         ax.set_axis_off()
     for k, index in enumerate(picks.tolist()):
@@ -73,7 +74,8 @@ def make_preview(shards: str | Path, out: str | Path, n: int = 48, seed: int = 0
             ax.set_yticks([])
             for spine in ax.spines.values():
                 spine.set_color("#bbbbbb")
-    fig.suptitle(f"{reader.dir}: raw render | augmented snip | preprocessed input (seed {seed})", fontsize=9)
+    fig.suptitle(f"{reader.dir}: raw render | augmented snip | preprocessed input (seed {seed})", fontsize=9,
+                 y=1 - 0.12 / height, va="top")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)

@@ -217,9 +217,9 @@ def render_split(corpus: Path, out: Path, split: str, renderer: str = "tex", fon
     if unknown:
         raise ValueError(f"unknown {renderer} font(s) {', '.join(unknown)}; choose from {', '.join(known)}")
     if renderer == "tex":
-        from .render_tex import check_tex
+        from .render_tex import probe_fonts
 
-        check_tex()
+        probe_fonts(fonts)
     formulas = read_corpus(corpus, split)
     if limit is not None:
         formulas = formulas[:limit]

@@ -30,8 +30,9 @@ from ..errors import TexNotFoundError
 from ..tokenizer import TEXT_COMMANDS, detokenize, tokenize
 from .rendering import RenderResult, Skip, crop_to_ink, single_line, to_image
 
+# lmodern is only a "Recommends" of texlive-base, so it is named explicitly.
 INSTALL_COMMAND = ("apt-get install texlive-latex-base texlive-latex-recommended "
-                   "texlive-latex-extra texlive-fonts-recommended poppler-utils")
+                   "texlive-latex-extra texlive-fonts-recommended lmodern poppler-utils")
 
 # Font setups: the lines between \documentclass and the shared packages.  cm and sans stay in
 # OT1 because the T1 versions of Computer Modern need cm-super, which TeX Live's recommended
@@ -84,6 +85,19 @@ def check_tex() -> None:
         if shutil.which(tool) is None:
             raise TexNotFoundError(f"{tool} is not installed; install TeX Live and poppler with: "
                                    f"sudo {INSTALL_COMMAND}")
+
+
+def probe_fonts(fonts: Sequence[str], workdir: str | Path | None = None) -> None:
+    """Typeset one formula per font setup; raise TexNotFoundError naming a setup that does not
+    work here (a missing package), rather than skipping every formula drawn in that font."""
+    check_tex()
+    for font in fonts:
+        result = render_tex(["x+1"], font, "display", 72, workdir)[0]
+        if isinstance(result, Skip):
+            others = ",".join(f for f in FONTS if f != font)
+            raise TexNotFoundError(f"the TeX font setup {font!r} does not work here ({result.detail}); install "
+                                   f"the TeX packages with: sudo {INSTALL_COMMAND}, or leave it out with "
+                                   f"--fonts {others}")
 
 
 def tex_source(latex: str) -> str:
