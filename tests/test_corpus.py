@@ -309,3 +309,21 @@ def test_rst_blocks_in_plain_text():
         """)
     assert formulas_in_rst(text) == ["\\sum_i x_i", "\\begin{aligned} a &= 1 \\\\ b &= 2 \\end{aligned}",
                                      "\\alpha_1"]
+
+
+def test_vocabulary_does_not_depend_on_generated_sample_or_user_lists(tmp_path, shared):
+    extra = tmp_path / "extra.txt"
+    extra.write_text("\n".join([r"\heartsuit \spadesuit \Finv"] * 20) + "\n")
+    _build(tmp_path / "a", shared, generated=30, seed=1)
+    _build(tmp_path / "b", shared, generated=300, seed=8, extra_lists=[extra])
+    assert Vocab.load(tmp_path / "a" / "vocab.json").tokens == \
+        Vocab.load(tmp_path / "b" / "vocab.json").tokens
+
+
+def test_corpus_dir_defaults_to_environment(monkeypatch, tmp_path):
+    from model.data.shared_lists import REPO_ROOT, default_corpus_dir
+
+    monkeypatch.setenv("IM2LATEX_CORPUS", str(tmp_path))
+    assert default_corpus_dir() == tmp_path
+    monkeypatch.delenv("IM2LATEX_CORPUS")
+    assert default_corpus_dir() == REPO_ROOT.parent / "shared" / "corpus"

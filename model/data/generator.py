@@ -132,7 +132,8 @@ _STRUCTURE = ("{", "}", "^", "_", "'", "&", "\\\\", "(", ")", "[", "]", ",", "."
               "\\ddots", "\\hline", "\\xrightarrow", "\\xleftarrow", "\\substack",
               "\\cfrac", "\\boxed", "\\pmod", "\\%", "\\{", "\\}", "\\mathbb", "\\mathrm",
               "\\begin{cases}", "\\end{cases}", "\\begin{aligned}", "\\end{aligned}",
-              "\\begin{gathered}", "\\end{gathered}", "\\begin{array}", "\\end{array}", "\\middle")
+              "\\begin{gathered}", "\\end{gathered}", "\\begin{array}", "\\end{array}", "\\middle",
+              "\\operatorname*")
 
 # ----------------------------------------------------------------------------- the grammar
 
@@ -161,6 +162,7 @@ _SEQUENTIAL_LIMITS = ("\\lim", "\\limsup", "\\liminf", "\\varlimsup", "\\varlimi
 _DIRECTED_LIMITS = ("i", "n", "i \\in I", "U \\ni x")
 _EXTREMUM_RANGES = ("x \\in X", "i", "1 \\leq i \\leq n", "n", "\\|x\\| = 1", "t \\in [0, T]",
                     "x \\in A", "k", "\\theta", "x > 0")
+_STARRED_OPERATORS = ("argmax", "argmin", "esssup", "plim", "Res", "minimize")
 _NORM_INDICES = ("2", "1", "p", "\\infty", "F")
 _JOINERS = ("+", ",", "\\cdot", "\\times", "")
 _PRODUCT_SIGNS = ("\\cdot", "\\times")
@@ -447,6 +449,9 @@ class _Grammar:
         return f"{op} {self.factor(depth - 1)} \\mathrm{{d}}{var}"
 
     def limit(self, depth: int) -> str:
+        if self.chance(0.08):
+            name = self.pick(_STARRED_OPERATORS)
+            return f"\\operatorname*{{{name}}}_{{{self.pick(_EXTREMUM_RANGES)}}} {self.term(depth - 1)}"
         op = self.pick(LIMIT_OPERATORS) if self.chance(0.6) else "\\lim"
         if op in _SEQUENTIAL_LIMITS:
             sub = f"{self.pick('xnthk')} \\to {self.pick(_LIMIT_TARGETS)}"
@@ -839,6 +844,7 @@ def generator_tokens() -> frozenset[str]:
     tokens.update(f"\\{kind}{{{env}}}" for env in MATRICES for kind in ("begin", "end"))
     for left, right in DELIMITER_PAIRS:
         tokens.update(normalize(f"\\left{left} x \\right{right}"))
-    for word in TEXT_WORDS + _LAST_CASES + UNITS + OPERATOR_NAMES + ARRAY_SPECS + _NAMED_INDICES:
+    for word in (TEXT_WORDS + _LAST_CASES + UNITS + OPERATOR_NAMES + ARRAY_SPECS + _NAMED_INDICES
+                 + _STARRED_OPERATORS):
         tokens.update(ch for ch in word if ch != " ")
     return frozenset(tokens)
