@@ -1,0 +1,34 @@
+"""Icons from ``resources/icons`` (SVG), with Qt's standard icons where we ship none."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication, QStyle
+
+ICON_DIR = Path(__file__).resolve().parents[2] / "resources" / "icons"
+STANDARD = {
+    "open": QStyle.StandardPixmap.SP_DialogOpenButton,
+    "paste": QStyle.StandardPixmap.SP_FileDialogDetailedView,
+    "settings": QStyle.StandardPixmap.SP_FileDialogInfoView,
+    "quit": QStyle.StandardPixmap.SP_DialogCloseButton,
+    "history": QStyle.StandardPixmap.SP_FileDialogListView,
+}
+
+
+def icon(name: str) -> QIcon:
+    """``resources/icons/<name>.svg`` when it exists, else a standard icon, else an empty one."""
+    path = ICON_DIR / f"{name}.svg"
+    if path.is_file():
+        return QIcon(str(path))
+    themed = QIcon.fromTheme(name)
+    if not themed.isNull():
+        return themed
+    if name in STANDARD and QApplication.instance() is not None:
+        return QApplication.style().standardIcon(STANDARD[name])
+    return QIcon()
+
+
+def app_icon() -> QIcon:
+    return icon("im2latex")

@@ -1,0 +1,51 @@
+"""Small JSON files that survive crashes and corruption.
+
+Writes go to a temporary file that replaces the old one, so a crash leaves either version whole.
+A file that cannot be read is moved aside (kept for the curious, never deleted) and the caller
+starts fresh and tells the user with the message returned.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from model.vocab import write_json_atomic
+
+__all__ = ["write_json_atomic", "read_json_or_quarantine", "quarantine"]
+
+
+def quarantine(path: Path) -> Path:
+    """Rename a damaged file to ``<name>.corrupt-<timestamp>`` and return the new path."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+        n += 1
+    path.replace(target)
+    return target
+
+
+def read_json_or_quarantine(path: Path, what: str) -> tuple[Any | None, str | None]:
+    """Return ``(data, None)``, ``(None, None)`` when the file is absent, or ``(None, message)``.
+
+    ``what`` names the file for the user ("history", "settings").
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, None
+    except OSError as error:
+        return None, f"Could not read the {what} file {path} ({error.strerror}); starting with an empty one."
+    try:
+        return json.loads(text), None
+    except (ValueError, UnicodeDecodeError):
+        pass
+    try:
+        moved = quarantine(path)
+    except OSError as error:
+        return None, f"The {what} file {path} is damaged and could not be moved aside ({error.strerror})."
+    return None, f"The {what} file was damaged; it was moved to {moved} and a fresh one started."
