@@ -244,6 +244,7 @@ def _write_jsonl(path: Path, records: Iterable[_Record]) -> None:
             for record in records:
                 f.write(json.dumps({"latex": detokenize(list(record.tokens)), "source": record.source},
                                    ensure_ascii=False) + "\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the corpus is plain shared data
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
