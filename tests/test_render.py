@@ -71,6 +71,14 @@ def test_failing_formulas_are_skipped_and_neighbours_keep_their_labels(tmp_path)
 
 @needs_tex
 @pytest.mark.tex
+def test_a_formula_that_never_ends_times_out_alone(tmp_path):
+    batch = ["x", r"\loop\iftrue\repeat", "y"]
+    results = render_tex.render_tex(batch, "cm", "inline", 100, tmp_path, timeout=3)
+    assert [r.reason if isinstance(r, Skip) else "ok" for r in results] == ["ok", "timeout", "ok"]
+
+
+@needs_tex
+@pytest.mark.tex
 def test_styles_and_resolutions_vary_per_formula(tmp_path):
     latex = r"\sum_{i=1}^{n}\frac{1}{i}"
     results = render_tex.render_tex([latex] * 3, "lmodern", ["display", "inline", "display"], [100, 100, 200], tmp_path)

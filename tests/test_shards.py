@@ -59,6 +59,14 @@ def test_round_trip_with_several_shards(tmp_path):
     assert report.samples == 12 and report.shards == len(tars)
 
 
+def test_only_one_writer_at_a_time(tmp_path):
+    first = ShardWriter(tmp_path, "train")
+    with pytest.raises(ShardError, match="another render is writing"):
+        ShardWriter(tmp_path, "train")
+    first.close()
+    ShardWriter(tmp_path, "train").close()
+
+
 def test_resume_after_a_crash_drops_the_torn_tail(tmp_path):
     writer = ShardWriter(tmp_path, "train")
     _write(writer, 0, 5)
@@ -69,6 +77,7 @@ def test_resume_after_a_crash_drops_the_torn_tail(tmp_path):
     writer._tar.flush()
     writer._index.write(b'{"name": "train-00000005.png", "off')
     writer._index.flush()
+    writer._lock.close()  # the process died: the OS releases its lock
     del writer
     with pytest.raises(ShardError, match="incomplete"):
         verify_shards(split)

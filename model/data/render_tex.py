@@ -79,6 +79,9 @@ _ENV = {
 }
 
 
+_STDBUF = shutil.which("stdbuf")
+
+
 def check_tex() -> None:
     """Raise TexNotFoundError naming the install command when pdflatex or pdftoppm is missing."""
     for tool in ("pdflatex", "pdftoppm"):
@@ -185,14 +188,15 @@ def _parse_log(text: str) -> _Run:
     return run
 
 
-def _call(command: list[str], cwd: Path, timeout: float, env: dict | None = None) -> bool:
-    """Run a tool with no input or output; True when it had to be killed after ``timeout``.
+def _call(command: list[str], cwd: Path, timeout: float, env: dict | None = None, stdout=None) -> bool:
+    """Run a tool without input; True when it had to be killed after ``timeout``.
 
     A blocking wait with a kill timer, not ``subprocess.run(timeout=...)``: that one polls
     with sleeps of up to 50 ms, a quarter of a typical pdflatex run.
     """
     process = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=stdout if stdout is not None else subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
     killed = threading.Event()
 
     def kill() -> None:
@@ -215,12 +219,19 @@ def _run_pdflatex(tex: str, folder: Path, timeout: float) -> _Run:
     log = folder / "batch.log"
     pdf.unlink(missing_ok=True)
     log.unlink(missing_ok=True)
+    terminal = folder / "batch.out"
+    # The terminal output, line-buffered by stdbuf, shows which formula looped forever when
+    # a run has to be killed (the log file is block-buffered and would not).
+    command = ["pdflatex", "-interaction=nonstopmode", "-no-shell-escape", src.name]
+    if _STDBUF:
+        command = [_STDBUF, "-oL", *command]
     try:
-        timed_out = _call(["pdflatex", "-interaction=batchmode", "-no-shell-escape", src.name], folder, timeout,
-                          env={**os.environ, **_ENV})
+        with open(terminal, "wb") as out:
+            timed_out = _call(command, folder, timeout, env={**os.environ, **_ENV}, stdout=out)
     except FileNotFoundError as exc:
         raise TexNotFoundError(f"pdflatex is not installed; install TeX Live with: sudo {INSTALL_COMMAND}") from exc
-    text = log.read_text(encoding="latin-1", errors="replace") if log.exists() else ""
+    source = terminal if timed_out else log
+    text = source.read_text(encoding="latin-1", errors="replace") if source.exists() else ""
     run = _parse_log(text)
     run.timed_out = timed_out
     run.pdf = pdf if pdf.exists() and not timed_out else None

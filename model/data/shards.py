@@ -19,6 +19,7 @@ sample, then appends.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tarfile
@@ -37,6 +38,7 @@ from ..vocab import write_json_atomic
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SKIPPED = "skipped.jsonl"
+LOCK = ".writer.lock"
 MAX_SHARD_BYTES = 50 * 2**20
 BLOCK = 512
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -111,6 +113,12 @@ class ShardWriter:
         self.skipped: Counter[str] = Counter()
         self.samples = 0
         self._tar = self._index = None
+        self._lock = open(self.dir / LOCK, "a")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock.close()
+            raise ShardError(f"another render is writing to {self.dir}; wait for it to finish or stop it") from None
         self._recover()
         self._skip_file = open(self.dir / SKIPPED, "ab")
 
@@ -229,9 +237,12 @@ class ShardWriter:
                 "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
     def close(self) -> None:
+        if self._skip_file.closed:
+            return
         self._finish_shard()
         self.flush()
         self._skip_file.close()
+        self._lock.close()  # releases the lock
 
     def __enter__(self) -> "ShardWriter":
         return self
