@@ -178,12 +178,11 @@ def make_loader(split_dir: Path, vocab: Vocab, mcfg: ModelConfig, cfg: TrainConf
     from .data.shards import BucketBatchSampler, FormulaDataset
 
     dataset = FormulaDataset(split_dir, vocab, mcfg.input, augment=augment, seed=cfg.seed)
-    widths = dataset.widths
+    widths, heights = dataset.widths, dataset.heights
     if limit is not None:
-        widths = widths[:limit]
+        widths, heights = widths[:limit], heights[:limit]
     sampler = BucketBatchSampler(widths, batch_size=cfg.batch_size, max_pixels=cfg.batch_pixels,
-                                 height=_typical_height(dataset), shuffle=shuffle, seed=cfg.seed,
-                                 rank=rt.rank, world=rt.world)
+                                 heights=heights, shuffle=shuffle, seed=cfg.seed, rank=rt.rank, world=rt.world)
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.workers,
         persistent_workers=cfg.workers > 0, prefetch_factor=4 if cfg.workers > 0 else None,
@@ -191,11 +190,11 @@ def make_loader(split_dir: Path, vocab: Vocab, mcfg: ModelConfig, cfg: TrainConf
     return dataset, sampler, loader
 
 
-def _typical_height(dataset) -> int:
-    heights = getattr(dataset, "heights", None)
-    if heights is None or len(heights) == 0:
-        return 64
-    return int(sorted(heights)[len(heights) // 2])
+def _manifest_samples(split_dir: Path) -> int:
+    try:
+        return int(json.loads((split_dir / "manifest.json").read_text()).get("samples", 0))
+    except (OSError, ValueError):
+        return 0
 
 
 def _worker_init(_: int) -> None:
@@ -299,6 +298,11 @@ def train(cfg: TrainConfig) -> Path:
     bar = tqdm(total=cfg.steps, disable=not rt.main, dynamic_ncols=True, mininterval=5)
     model.train()
     while step < cfg.steps and not stop["now"]:
+        if epoch > 0 and _manifest_samples(data / "train") > len(train_ds):
+            # rendering is still adding shards: train on everything there is now
+            train_ds, sampler, loader = make_loader(data / "train", vocab, mcfg, cfg, rt, augment=True, shuffle=True)
+            if rt.main:
+                tqdm.write(f"epoch {epoch}: {len(train_ds)} training samples")
         sampler.set_epoch(epoch)
         for images, sizes, tokens in loader:
             images = images.to(rt.device, non_blocking=True)
