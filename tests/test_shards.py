@@ -39,6 +39,7 @@ def test_round_trip_with_several_shards(tmp_path):
     with ShardWriter(tmp_path, "train", max_shard_bytes=4096) as writer:
         _write(writer, 0, 12)
         writer.add_skip(r"\bad", "compile_error", "Undefined control sequence.")
+        writer.add_skip(r"\slow", "timeout", "pdflatex ran longer than 40 s")
     split = tmp_path / "train"
     tars = sorted(split.glob("shard-*.tar"))
     assert len(tars) > 2 and all(t.stat().st_size <= 4096 + 1024 for t in tars)
@@ -54,9 +55,14 @@ def test_round_trip_with_several_shards(tmp_path):
         members = tar.getmembers()
         assert members[0].name == reader.record(0)["name"] and members[0].offset_data == reader.record(0)["offset"]
     manifest = json.loads((split / "manifest.json").read_text())
-    assert manifest["samples"] == 12 and manifest["skipped"] == {"compile_error": 1}
+    assert manifest["samples"] == 12 and manifest["skipped"] == {"compile_error": 1, "timeout": 1}
     report = verify_shards(split)
     assert report.samples == 12 and report.shards == len(tars)
+    # reopened: a compile error stays done, a timeout is tried again
+    with ShardWriter(tmp_path, "train") as again:
+        assert r"\bad" in again.done and r"\slow" not in again.done
+        assert again.samples == 12 and dict(again.skipped) == {"compile_error": 1}
+    assert verify_shards(split).skipped == {"compile_error": 1}
 
 
 def test_only_one_writer_at_a_time(tmp_path):

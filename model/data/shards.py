@@ -39,6 +39,9 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SKIPPED = "skipped.jsonl"
 LOCK = ".writer.lock"
+# Skip reasons that may not happen again (a busy machine, a TeX installation since repaired):
+# a resumed render tries these formulas again instead of trusting the old verdict.
+RETRY_REASONS = frozenset({"timeout", "preamble_error", "render_failed"})
 MAX_SHARD_BYTES = 50 * 2**20
 BLOCK = 512
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -153,9 +156,16 @@ class ShardWriter:
         skipped = self.dir / SKIPPED
         if skipped.exists():
             records, good = _read_skips(skipped)
-            with open(skipped, "r+b") as f:
-                f.truncate(good)
-            for r in records:
+            keep = [r for r in records if r.get("reason") not in RETRY_REASONS]
+            if len(keep) < len(records):
+                # transient failures are tried again: drop them from the record
+                tmp = skipped.with_suffix(".tmp")
+                tmp.write_bytes(b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in keep))
+                os.replace(tmp, skipped)
+            else:
+                with open(skipped, "r+b") as f:
+                    f.truncate(good)
+            for r in keep:
                 self.done.add(r["latex"])
                 self.skipped[r["reason"]] += 1
         if self.shards:
