@@ -26,7 +26,9 @@ ARG_COUNT = {
     "\\overrightarrow": 1, "\\overleftarrow": 1, "\\xrightarrow": 1, "\\xleftarrow": 1,
     "\\mathbb": 1, "\\mathcal": 1, "\\mathscr": 1, "\\mathfrak": 1, "\\mathrm": 1, "\\mathbf": 1,
     "\\mathit": 1, "\\mathsf": 1, "\\mathtt": 1, "\\boldsymbol": 1, "\\operatorname": 1,
-    "\\operatorname*": 1, "\\pmod": 1, "\\boxed": 1, "\\phantom": 1,
+    "\\operatorname*": 1, "\\pmod": 1, "\\boxed": 1, "\\phantom": 1, "\\fbox": 1, "\\pmb": 1,
+    "\\overleftrightarrow": 1, "\\underrightarrow": 1, "\\underleftarrow": 1, "\\overparen": 1,
+    "\\substack": 1,
     **{c: 1 for c in TEXT_COMMANDS},
 }
 OPTIONAL_ARG = {"\\sqrt", "\\xrightarrow", "\\xleftarrow"}
@@ -42,7 +44,8 @@ SYNONYMS = {
     "\\bigm": "\\big", "\\Bigm": "\\Big", "\\textrm": "\\text", "\\mbox": "\\text",
     "\\textnormal": "\\text", "\\lbrack": "[", "\\rbrack": "]", "\\owns": "\\ni",
     "\\implies": "\\Longrightarrow", "\\impliedby": "\\Longleftarrow", "\\lt": "<", "\\gt": ">",
-    "\\thinspace": "\\,", "\\medspace": "\\:", "\\thickspace": "\\;", "\\negthinspace": "\\!",
+    "\\sb": "_", "\\sp": "^", "\\cr": "\\\\", "\\textup": "\\text", "\\dag": "\\dagger",
+    "\\empty": "\\emptyset", "\\thinspace": "\\,", "\\medspace": "\\:", "\\thickspace": "\\;", "\\negthinspace": "\\!",
 }
 
 # Dropped: style switches and spacing a snip cannot show reliably.
@@ -66,9 +69,12 @@ NAMED_OPERATORS = {
 }
 
 # Groups around these are kept: braces change their spacing ({=} is an ordinary atom).
-_SPACING_SENSITIVE = set("+-=<>,;:*/|") | {"\\pm", "\\mp", "\\times", "\\cdot", "\\leq", "\\geq",
+_SPACING_SENSITIVE = set("+-=<>,;:*/|[]") | {"\\pm", "\\mp", "\\times", "\\cdot", "\\leq", "\\geq",
                                           "\\neq", "\\to", "\\in", "\\subset", "\\cup", "\\cap"}
 
+_COLUMN_SPEC_ENVS = ("\\begin{array}", "\\begin{tabular}", "\\begin{subarray}")
+_CELL_ENDS = ("&", "\\\\")
+_STARRED_WORD = re.compile(r"\\[a-zA-Z]+\*")
 _TOKEN_RE = re.compile(r"\\(?:[a-zA-Z]+\*?|.)|\s+|.", re.DOTALL)
 _ENV_RE = re.compile(r"\\(begin|end)\s*\{\s*([a-zA-Z]+\*?)\s*\}")
 
@@ -103,7 +109,7 @@ def tokenize(latex: str) -> list[str]:
             if in_text and tokens and tokens[-1] != SPACE:
                 tokens.append(SPACE)
             continue
-        if re.fullmatch(r"\\[a-zA-Z]+\*", tok) and tok not in ("\\operatorname*", "\\hspace*"):
+        if _STARRED_WORD.fullmatch(tok) and tok not in ("\\operatorname*", "\\hspace*"):
             # \frac* is not a command: the star is its own token.
             tokens.append(tok[:-1])
             tok = "*"
@@ -223,8 +229,11 @@ def _normalize_one(nodes: list[Node], i: int) -> tuple[list[Node], int]:
             j += 1
         return [], min(j + 1, len(nodes))
     if tok in FONT_SWITCHES:
-        rest = _normalize(nodes[i + 1:])
-        return ([FONT_SWITCHES[tok], Group(rest)] if rest else []), len(nodes)
+        # like TeX, the switch lasts to the end of the group or of the array cell
+        end = next((k for k in range(i + 1, len(nodes)) if nodes[k] in _CELL_ENDS
+                    or (isinstance(nodes[k], str) and nodes[k].startswith("\\end{"))), len(nodes))
+        rest = _normalize(nodes[i + 1:end])
+        return ([FONT_SWITCHES[tok], Group(rest)] if rest else []), end
     if tok in ("^", "_"):
         arg, j = _take_argument(nodes, i + 1)
         if tok == "^" and arg.children == ["\\prime"]:
@@ -235,6 +244,8 @@ def _normalize_one(nodes: list[Node], i: int) -> tuple[list[Node], int]:
             delim = SYNONYMS.get(nodes[i + 1], nodes[i + 1])
             return [tok, delim], i + 2
         return [tok], i + 1
+    if tok in _COLUMN_SPEC_ENVS and i + 1 < len(nodes) and isinstance(nodes[i + 1], Group):
+        return [tok, Group(_normalize_text(nodes[i + 1].children))], i + 2
     if tok in ARG_COUNT:
         out: list[Node] = [tok]
         j = i + 1

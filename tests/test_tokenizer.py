@@ -101,3 +101,20 @@ def test_vocab_round_trip(tmp_path):
 def test_vocab_refuses_newer_format(tmp_path):
     with pytest.raises(ValueError):
         Vocab.from_json({"format": 99, "tokens": ["<pad>", "<bos>", "<eos>", "<unk>"]})
+
+
+def test_font_switch_ends_at_cell_and_row():
+    tokens = normalize(r"\begin{cases}{\rm a}&\rm b\\c\end{cases}")
+    assert tokens == ["\\begin{cases}", "\\mathrm", "{", "a", "}", "&", "\\mathrm", "{", "b", "}", "\\\\", "c",
+                      "\\end{cases}"]
+
+
+def test_array_column_spec_and_bracket_groups_keep_braces():
+    assert canonical(r"\begin{array}{c}x\end{array}") == r"\begin{array}{c}x\end{array}"
+    assert normalize(r"a\\{[}b]") == ["a", "\\\\", "{", "[", "}", "b", "]"]
+
+
+def test_old_spellings():
+    assert normalize(r"x\sb{i}\sp{2}") == normalize(r"x_i^2")
+    assert normalize(r"\fbox{\sqrt{2}}") == ["\\fbox", "{", "\\sqrt", "{", "2", "}", "}"]
+    assert normalize(r"A^\dag") == normalize(r"A^{\dagger}")
