@@ -13,6 +13,7 @@ from __future__ import annotations
 import getpass
 import logging
 import sys
+import time
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
@@ -79,14 +80,17 @@ class InstanceServer(QObject):
         self._server = QLocalServer(self)
         self._server.setSocketOptions(QLocalServer.SocketOption.UserAccessOption)
         self._server.newConnection.connect(self._on_new_connection)
-        self._buffers: dict[QLocalSocket, bytearray] = {}
+        self._clients: dict[QLocalSocket, tuple[bytearray, float]] = {}
+        self._sweeper = QTimer(self)       # cuts off clients that stay silent too long
+        self._sweeper.setInterval(100)
+        self._sweeper.timeout.connect(self._sweep)
 
     def listen(self) -> bool:
-        """Start listening, replacing a stale socket left by a crash.  ``False`` if impossible."""
-        if self._server.listen(self.server_name):
-            return True
-        # Either a crashed instance left its socket file, or one is running: only a failed
-        # connection proves it stale, so never remove a socket somebody answers on.
+        """Start listening, replacing a stale socket left by a crash.  ``False`` if impossible.
+
+        Only a failed connection proves a socket file stale, so a socket somebody answers on is
+        never replaced (Qt would otherwise rename its new socket over the live one).
+        """
         probe = QLocalSocket()
         probe.connectToServer(self.server_name)
         if probe.waitForConnected(300):
@@ -100,6 +104,9 @@ class InstanceServer(QObject):
         return False
 
     def close(self) -> None:
+        for socket in list(self._clients):
+            self._drop(socket)
+        self._sweeper.stop()
         self._server.close()
 
     @property
@@ -110,17 +117,31 @@ class InstanceServer(QObject):
     def _on_new_connection(self) -> None:
         while self._server.hasPendingConnections():
             socket = self._server.nextPendingConnection()
-            self._buffers[socket] = bytearray()
-            socket.readyRead.connect(lambda s=socket: self._on_ready_read(s))
-            socket.disconnected.connect(lambda s=socket: self._drop(s))
-            QTimer.singleShot(CLIENT_TIMEOUT_MS, socket, lambda s=socket: self._drop(s))
+            self._clients[socket] = (bytearray(), time.monotonic())
+            socket.readyRead.connect(self._on_ready_read)
+            socket.disconnected.connect(self._on_disconnected)
             if socket.bytesAvailable():
-                self._on_ready_read(socket)
+                self._read(socket)
+        if self._clients and not self._sweeper.isActive():
+            self._sweeper.start()
 
-    def _on_ready_read(self, socket: QLocalSocket) -> None:
-        buffer = self._buffers.get(socket)
-        if buffer is None:
+    @Slot()
+    def _on_ready_read(self) -> None:
+        socket = self.sender()
+        if isinstance(socket, QLocalSocket):
+            self._read(socket)
+
+    @Slot()
+    def _on_disconnected(self) -> None:
+        socket = self.sender()
+        if isinstance(socket, QLocalSocket):
+            self._drop(socket)
+
+    def _read(self, socket: QLocalSocket) -> None:
+        client = self._clients.get(socket)
+        if client is None:
             return
+        buffer = client[0]
         buffer += bytes(socket.read(MAX_MESSAGE + 1 - len(buffer)).data())
         newline = buffer.find(b"\n")
         if newline >= 0:
@@ -134,8 +155,19 @@ class InstanceServer(QObject):
             log.info("ignored an overlong instance message")
             self._drop(socket)
 
+    def _sweep(self) -> None:
+        limit = time.monotonic() - CLIENT_TIMEOUT_MS / 1000
+        for socket, (_, started) in list(self._clients.items()):
+            if started < limit:
+                log.info("cut off a silent instance client")
+                self._drop(socket)
+        if not self._clients:
+            self._sweeper.stop()
+
     def _drop(self, socket: QLocalSocket) -> None:
-        if self._buffers.pop(socket, None) is None:
+        if self._clients.pop(socket, None) is None:
             return
+        socket.readyRead.disconnect(self._on_ready_read)
+        socket.disconnected.disconnect(self._on_disconnected)
         socket.abort()
         socket.deleteLater()

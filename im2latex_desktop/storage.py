@@ -35,13 +35,13 @@ def read_json_or_quarantine(path: Path, what: str) -> tuple[Any | None, str | No
     ``what`` names the file for the user ("history", "settings").
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         return None, None
     except OSError as error:
         return None, f"Could not read the {what} file {path} ({error.strerror}); starting with an empty one."
     try:
-        return json.loads(text), None
+        return json.loads(raw.decode("utf-8")), None
     except (ValueError, UnicodeDecodeError):
         pass
     try:

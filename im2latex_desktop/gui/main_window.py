@@ -473,4 +473,5 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         event.accept()
-        QApplication.quit()
+        if self.tray is not None:   # with a tray Qt does not quit on the last window by itself
+            QApplication.quit()

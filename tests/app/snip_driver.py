@@ -272,6 +272,7 @@ def run(args, report: dict) -> int:
             window.error_shown.connect(errors.append)
 
             # 3. trigger
+            calls_before = sum(len(r.images) for r in recorders)
             mark("trigger")
             started = time.monotonic()
             if args.trigger == "button" or (args.trigger == "cli" and number > 0):
@@ -330,7 +331,7 @@ def run(args, report: dict) -> int:
             snip_report["crop_equals_reference"] = bool(np.array_equal(np.asarray(crop), np.asarray(reference)))
             inner = np.asarray(crop)[MARGIN:MARGIN + formula.height, MARGIN:MARGIN + formula.width]
             snip_report["crop_holds_formula_exactly"] = bool(np.array_equal(inner, np.asarray(formula)))
-            snip_report["recognizer_calls"] = len(recorder.images)
+            snip_report["recognizer_calls"] = sum(len(r.images) for r in recorders) - calls_before
             recognition = results[-1]
             snip_report["recognized"] = recognition.latex
             snip_report["confidence"] = recognition.confidence
@@ -343,8 +344,8 @@ def run(args, report: dict) -> int:
             clip = subprocess.run(["xclip", "-o", "-selection", "clipboard"], capture_output=True, text=True, timeout=10)
             snip_report["clipboard"] = clip.stdout
             snip_report["clipboard_handler"] = window.clipboard.last_handler
+            crop.save(Path(args.out).with_suffix(f".crop{number}.png"))
             if not snip_report["crop_equals_reference"]:
-                Image.fromarray(np.asarray(crop)).save(Path(args.out).with_suffix(f".crop{number}.png"))
                 reference.save(Path(args.out).with_suffix(f".reference{number}.png"))
             if args.artifacts:
                 pump(400)   # the preview renders after a short debounce
