@@ -534,7 +534,7 @@ def _working_image(image: Image.Image, spec: InputSpec) -> Image.Image:
         reduce_by = max(1, int(0.5 / fit))
     reduce_by = max(reduce_by, math.ceil(math.sqrt(w * h / WORK_PIXELS)))
     if reduce_by > 1:
-        work = work.reduce(min(reduce_by, max(1, min(w, h) // 16)))
+        work = work.reduce(min(reduce_by, max(1, min(w, h) // (2 * MIN_SIDE))))
     return work
 
 
@@ -585,7 +585,8 @@ def _content_box(comps: _Components, glyph: float) -> tuple[int, int, int, int]:
 def preprocess(image: Image.Image, spec: InputSpec) -> np.ndarray:
     """The model input for ``image``: float32 (H, W) in [0, 1], ink 1, background 0.
 
-    The ink is cropped, rescaled so that its median glyph height is ``spec.glyph_height``,
+    The ink is cropped, rescaled so that its typical glyph height (``estimate_glyph_height``)
+    is ``spec.glyph_height``,
     placed at the top-left with ``spec.margin`` blank pixels around it, shrunk if needed to fit
     ``spec.max_height`` x ``spec.max_width``, and padded with 0 to multiples of ``spec.grid``.
     Raises BlankImageError when there is nothing to read.
@@ -643,6 +644,12 @@ def _place(ink: np.ndarray, box: tuple[float, float, float, float], glyph: float
     scale = min(scale, room_h / content_h, room_w / content_w)
     out_h = min(max_h, max(1, round(content_h * scale)) + 2 * margin)
     out_w = min(max_w, max(1, round(content_w * scale)) + 2 * margin)
+    if scale < 0.5:
+        # Shrink by an integer factor first (box average, exact and cheap), so that the margin
+        # in source pixels, and with it the region below, stays small.
+        k = int(0.5 / scale)
+        ink = np.asarray(Image.fromarray(ink).reduce(k), dtype=np.float32)
+        top, bottom, left, right, scale = top / k, bottom / k, left / k, right / k, scale * k
     # Source region: the content box widened by the margin (in source pixels), zero-padded
     # where it leaves the image, so that PIL resamples exactly that (sub-pixel) region.
     reach = int(math.ceil(margin / scale)) + 2
