@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Debian/Ubuntu packages the project uses: TeX Live + poppler to render training data, and an X
-# server (Xvfb, Xorg dummy driver) with Qt's xcb libraries for the real-screen tests.
+# Debian/Ubuntu packages the project uses: TeX Live + poppler to render training data (see
+# install-tex.sh), and an X server (Xvfb, Xorg dummy driver) with Qt's xcb libraries for the
+# real-screen tests.
 set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+bash "$here/install-tex.sh"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-$SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-  texlive-latex-base texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended \
-  poppler-utils \
-  xvfb xdotool x11-xserver-utils xserver-xorg-core xserver-xorg-video-dummy xclip \
+  xvfb xauth xdotool x11-xserver-utils xserver-xorg-core xserver-xorg-video-dummy xclip \
   libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 \
   libxcb-render-util0 libxcb-image0 libxcb-xinerama0 libxcb-randr0 libegl1 libgl1 libdbus-1-3 \
   libfontconfig1 libglib2.0-0
