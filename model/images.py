@@ -81,6 +81,8 @@ def _open(stream: io.BytesIO, name: str) -> Image.Image:
             # OSError: truncated or broken data; ValueError: e.g. an oversized PNG text chunk;
             # SyntaxError/EOFError/IndexError/TypeError: what some plugins raise on garbage.
             detail = str(error).strip().rstrip(".") or type(error).__name__
+            if "ghostscript" in detail.lower():
+                raise ImageError(f"Cannot read {name}: PostScript images need Ghostscript, which is not installed.") from None
             raise ImageError(f"Cannot read {name}: the file is truncated or corrupt ({detail}).") from None
     try:
         ImageOps.exif_transpose(image, in_place=True)

@@ -238,6 +238,15 @@ def test_jpeg_noise_and_gradients_are_suppressed():
         assert mad(out, reference) <= MAD_LOSSY, name
 
 
+@pytest.mark.parametrize("latex", [r"$x$", r"$1$", r"$-$", r"$=$", r"$\cdot$", r"$\sum$", r"$\frac{1}{2}$", r"$\infty$"])
+def test_one_symbol_formulas_work(latex):
+    out = preprocess(render(latex, 150, 10), SPEC)
+    check_contract(out)
+    rows, cols = np.flatnonzero(out.max(axis=1) > 0.5), np.flatnonzero(out.max(axis=0) > 0.5)
+    size = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1  # a minus sign is flat: its length counts
+    assert 0.5 * SPEC.glyph_height <= size <= 6 * SPEC.glyph_height
+
+
 # ------------------------------------------------------------------ crop: specks and dots
 
 
