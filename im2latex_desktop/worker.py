@@ -36,10 +36,14 @@ MODEL_HINT = (
 
 
 def default_recognizer_factory(model_path: str | None, device: str | None) -> Any:
-    """Build the real recognizer; imported here so torch loads in the calling (worker) thread."""
+    """Build the real recognizer; imported here so torch loads in the calling (worker) thread.
+
+    ``warmup`` makes ``load()`` run one dummy recognition, so the user's first snip does not pay
+    for torch's lazy initialization (seconds on a slow CPU).
+    """
     from model.inference import Recognizer
 
-    return Recognizer(model_path=model_path, device=device)
+    return Recognizer(model_path=model_path, device=device, warmup=True)
 
 
 @dataclass

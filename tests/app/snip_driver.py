@@ -98,7 +98,8 @@ def parse_args(argv=None):
     parser.add_argument("--out", required=True)
     parser.add_argument("--image", required=True)
     parser.add_argument("--model", required=True)
-    parser.add_argument("--trigger", choices=("button", "shortcut", "cli"), default="button")
+    parser.add_argument("--trigger", default="button",
+                        help="button, shortcut, cli or hotkey; comma-separated to vary per snip (the last repeats)")
     parser.add_argument("--snip", action="append", required=True, help="SCREEN:X:Y")
     parser.add_argument("--artifacts", default="")
     parser.add_argument("--tag", default="run")
@@ -164,9 +165,9 @@ def run(args, report: dict) -> int:
     recorders: list[Recording] = []
 
     def factory(model_path, device):
-        from model.inference import Recognizer  # in the worker thread, as the app does
+        from im2latex_desktop.worker import default_recognizer_factory  # the app's own, run in its worker thread
 
-        recorder = Recording(Recognizer(model_path=model_path, device=device))
+        recorder = Recording(default_recognizer_factory(model_path, device))
         recorders.append(recorder)
         return recorder
 
@@ -273,13 +274,20 @@ def run(args, report: dict) -> int:
 
             # 3. trigger
             calls_before = sum(len(r.images) for r in recorders)
+            triggers = args.trigger.split(",")
+            trigger = triggers[min(number, len(triggers) - 1)]
+            snip_report["trigger"] = trigger
             mark("trigger")
             started = time.monotonic()
-            if args.trigger == "button" or (args.trigger == "cli" and number > 0):
+            if trigger == "button":
                 button = window.findChild(QToolButton, "snip_button")
                 QTest.mouseClick(button, Qt.MouseButton.LeftButton)
-            elif args.trigger == "shortcut":
+            elif trigger == "shortcut":
                 QTest.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
+            elif trigger == "hotkey":
+                snip_report["hotkey_message"] = window.hotkey_message
+                snip_report["hotkey_active"] = bool(desktop.hotkey and desktop.hotkey.active)
+                xdotool("key", "ctrl+alt+m")
             else:
                 second = subprocess.run([sys.executable, "-m", "im2latex_desktop", "--snip"], cwd=str(REPO),
                                         capture_output=True, text=True, timeout=30)

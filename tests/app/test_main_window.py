@@ -247,3 +247,65 @@ def test_window_snip_flow_with_a_frozen_screen(make_app, qtbot):
     crop = app.recognizer.images[-1]
     assert np.array_equal(np.asarray(crop), np.asarray(frozen)[40:94, 60:182])
     assert w.isVisible()
+
+
+def frozen_capture(color=(255, 255, 255)):
+    """A capture of the offscreen screen: white with one black bar, at DPR 1."""
+    from im2latex_desktop.gui.main_window import logical_screens
+    from im2latex_desktop.screenshot import Capture, ScreenCapture
+    from im2latex_desktop.screenshot.geometry import Monitor
+
+    screen = logical_screens()[0]
+    image = Image.new("RGB", (screen.width, screen.height), color)
+    image.paste((0, 0, 0), (50, 50, 90, 60))
+    return lambda: Capture([ScreenCapture(screen, image, 1.0, Monitor(0, 0, screen.width, screen.height, screen.name))], "test")
+
+
+def test_starting_with_snip_snips_at_once_without_showing_the_window(qtbot):
+    recognizer = FakeRecognizer()
+    app = DesktopApp(QGuiApplication.instance(), recognizer_factory=factory_for(recognizer), use_tray=False,
+                     capture=frozen_capture())
+    try:
+        with qtbot.waitSignal(app.window.overlay_shown, timeout=5000) as shown:
+            app.start(snip=True)
+        assert not app.window.isVisible()
+        session = shown.args[0]
+        QTest.keyClick(session.overlays[0], Qt.Key.Key_Escape)
+        assert not session.active
+    finally:
+        app.window.hide()
+        app.shutdown()
+
+
+def test_changing_device_or_model_in_the_settings_reloads_the_model(make_app, qtbot):
+    recognizer = FakeRecognizer()
+    factory = factory_for(recognizer)
+    app = DesktopApp(QGuiApplication.instance(), recognizer_factory=factory, use_tray=False)
+    try:
+        with qtbot.waitSignal(app.service.model_ready, timeout=5000):
+            app.start()
+        assert factory.calls == [(None, None)]
+        with qtbot.waitSignal(app.service.model_ready, timeout=5000):
+            app.window.apply_settings(Settings(device="cpu", model_path="/models/other"))
+        assert factory.calls[-1] == ("/models/other", "cpu")
+        app.window.apply_settings(Settings(device="cpu", model_path="/models/other", beam_width=2))
+        qtbot.wait(100)
+        assert len(factory.calls) == 2      # the beam width needs no reload
+    finally:
+        app.window.hide()
+        app.shutdown()
+
+
+def test_ctrl_v_in_the_editor_pastes_text_not_an_image(make_app, qtbot):
+    app = make_app()
+    w = app.window
+    w.show()
+    recognize(qtbot, app)
+    editor = w.result_view.latex_edit
+    editor.setFocus()
+    qtbot.waitUntil(editor.hasFocus)
+    QGuiApplication.clipboard().setText("+c")
+    editor.moveCursor(editor.textCursor().MoveOperation.End)
+    QTest.keyClick(editor, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    assert w.result_view.latex() == r"\frac{a}{b}+c"
+    assert len(app.recognizer.images) == 1
