@@ -380,6 +380,37 @@ def _split_heights(comps: _Components, index: int) -> list[tuple[int, int, int, 
     return pieces
 
 
+def _split_rows(comps: _Components, index: int) -> list[tuple[int, int, int, int, int]] | None:
+    """Text lines inside a component that merged a whole formula (bold or very low resolution).
+
+    The row profile of the component is cut at nearly empty rows and at nearly full rows
+    (fraction bars), leaving bands such as a numerator and a denominator; their heights are
+    text-line heights, which is what a glyph height is when single glyphs cannot be told apart.
+    Returns None when there are fewer than two bands, or when they are not apart.
+    """
+    t, b, l, r = int(comps.top[index]), int(comps.bottom[index]), int(comps.left[index]), int(comps.right[index])
+    own = comps.labels[t:b, l:r] == index + 1
+    counts = own.sum(axis=1)
+    empty = counts <= max(1, int(0.06 * (r - l)))
+    cut = empty | (counts >= 0.8 * (r - l))
+    edges = np.flatnonzero(np.diff(np.concatenate(([1], cut.view(np.int8), [1]))))
+    bands = []
+    for start, stop in zip(edges[::2], edges[1::2]):
+        band = own[start:stop]
+        area = int(np.count_nonzero(band))
+        if area >= 0.08 * comps.area[index] and stop - start >= 0.25 * (b - t):  # a line, not a stroke
+            cols = np.flatnonzero(band.any(axis=0))
+            bands.append((t + int(start), t + int(stop), l + int(cols[0]), l + int(cols[-1]) + 1, area))
+    if len(bands) < 2:
+        return None
+    # Lines are apart: between two of them some row is nearly empty.  The arms of an E are
+    # full rows too, but its parts touch through the stem: it is one glyph.
+    for upper, lower in zip(bands, bands[1:]):
+        if not empty[upper[1] - t:lower[0] - t].any():
+            return None
+    return bands
+
+
 def _glyph_height(ink: np.ndarray, comps: _Components) -> float:
     """See ``estimate_glyph_height``; works on precomputed components."""
     n = len(comps.area)
@@ -399,6 +430,8 @@ def _glyph_height(ink: np.ndarray, comps: _Components) -> float:
     boxes: list[tuple[int, int, int, int, int]] = []  # top, bottom, left, right, area
     for i in candidates:
         pieces = _split_heights(comps, int(i)) if w[i] > 1.3 * h[i] else None
+        if pieces is None and candidates.size < 3:  # too few components: a merged formula?
+            pieces = _split_rows(comps, int(i))
         if pieces is None:
             boxes.append((int(comps.top[i]), int(comps.bottom[i]), int(comps.left[i]), int(comps.right[i]), int(comps.area[i])))
         else:
@@ -465,7 +498,9 @@ def estimate_glyph_height(ink: np.ndarray) -> float:
     Each weight ramps from 0 to 1 across its threshold, so that a mark near one cannot make
     the estimate jump.  Components much wider than tall are split at near-empty columns, so
     letters that merged at low resolution, in a bold font or through a fraction bar count
-    one by one again.  Heights are measured to a fraction of a pixel from the anti-aliased
+    one by one again; when there are fewer than three components, each is also cut into
+    text lines by its row profile (a whole fraction merged into one blob gives a numerator
+    and a denominator line).  Heights are measured to a fraction of a pixel from the anti-aliased
     coverage of the edge rows.  The statistic is the weighted interquartile mean (the mean
     of the middle half): robust like the median, but it does not jump between the x-height
     letters and the ascender letters when one glyph changes.

@@ -238,13 +238,16 @@ def test_jpeg_noise_and_gradients_are_suppressed():
         assert mad(out, reference) <= MAD_LOSSY, name
 
 
-@pytest.mark.parametrize("latex", [r"$x$", r"$1$", r"$-$", r"$=$", r"$\cdot$", r"$\sum$", r"$\frac{1}{2}$", r"$\infty$"])
+@pytest.mark.parametrize("latex", [r"$x$", r"$1$", r"$-$", r"$=$", r"$\cdot$", r"$\sum$", r"$\frac{1}{2}$", r"$\infty$",
+                                   r"$E$", r"$E_1$", r"$\Xi$", r"$\mathbb{E}$", r"$F$"])
 def test_one_symbol_formulas_work(latex):
     out = preprocess(render(latex, 150, 10), SPEC)
     check_contract(out)
     rows, cols = np.flatnonzero(out.max(axis=1) > 0.5), np.flatnonzero(out.max(axis=0) > 0.5)
     size = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1  # a minus sign is flat: its length counts
     assert 0.5 * SPEC.glyph_height <= size <= 6 * SPEC.glyph_height
+    if latex in (r"$x$", r"$E$", r"$F$", r"$\mathbb{E}$"):  # one glyph: its height is the glyph height
+        assert rows[-1] - rows[0] + 1 == pytest.approx(SPEC.glyph_height, abs=2)
 
 
 # ------------------------------------------------------------------ crop: specks and dots
@@ -405,6 +408,27 @@ def test_estimate_splits_letters_that_merged():
     from scipy import ndimage
     assert ndimage.label(merged >= 0.4, structure=np.ones((3, 3)))[1] == 1
     assert estimate_glyph_height(merged) == pytest.approx(base, rel=0.08)
+
+
+def test_estimate_reads_a_formula_merged_into_one_blob():
+    """Bold or very low resolution can merge a whole fraction into one component."""
+    from scipy import ndimage
+
+    ink = _ink(r"$\frac{a+b}{c+d}$")
+    base = estimate_glyph_height(ink)
+    labels, count = ndimage.label(ink >= 0.4, structure=np.ones((3, 3)))
+    boxes = sorted(ndimage.find_objects(labels), key=lambda box: box[1].start)
+    merged = ink.copy()
+    letters = [b for b in boxes if (b[0].stop - b[0].start) > 3]  # not the fraction bar
+    for line in ([b for b in letters if b[0].stop < ink.shape[0] / 2], [b for b in letters if b[0].start > ink.shape[0] / 2]):
+        for a, b in zip(line, line[1:]):  # touching neighbours: a 1-pixel bridge between them
+            row = (max(a[0].start, b[0].start) + min(a[0].stop, b[0].stop)) // 2
+            merged[row, a[1].start:b[1].stop] = np.maximum(merged[row, a[1].start:b[1].stop], 1.0)
+    middle = (boxes[0][1].start + boxes[-1][1].stop) // 2
+    merged[:, middle] = np.where(np.arange(ink.shape[0]) > 2, np.maximum(merged[:, middle], 1.0), 0.0)
+    merged[-3:, middle] = 0.0
+    assert ndimage.label(merged >= 0.4, structure=np.ones((3, 3)))[1] == 1
+    assert estimate_glyph_height(merged) == pytest.approx(base, rel=0.15)
 
 
 def test_estimate_refuses_an_empty_map():
