@@ -72,8 +72,11 @@ class DesktopApp:
             QTimer.singleShot(0, self.window.start_snip)
 
     def _after_show(self) -> None:
+        from im2latex_desktop.gui.preview import warm_up_preview
+
         self.window.load_model()
         self.window.register_hotkey()
+        warm_up_preview()
 
     def handle_command(self, command: str) -> None:
         if command == "snip":

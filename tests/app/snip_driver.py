@@ -355,8 +355,11 @@ def run(args, report: dict) -> int:
             crop.save(Path(args.out).with_suffix(f".crop{number}.png"))
             if not snip_report["crop_equals_reference"]:
                 reference.save(Path(args.out).with_suffix(f".reference{number}.png"))
+            preview = window.result_view.preview
+            wait_until(lambda: not preview.image_label.pixmap().isNull() or preview.note.isVisible(), "the preview")
+            snip_report["preview_drawn"] = not preview.image_label.pixmap().isNull()
             if args.artifacts:
-                pump(400)   # the preview renders after a short debounce
+                pump(200)
                 window.grab().save(str(Path(args.artifacts) / f"main-{args.tag}-{number}.png"))
             target.close()
             pump(100)

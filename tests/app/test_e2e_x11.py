@@ -71,6 +71,7 @@ def check(report: dict, formula: str) -> None:
         assert snip["recognizer_calls"] == 1, where
         assert snip["recognized"] == formula, where
         assert snip["shown_latex"] == formula, where
+        assert snip["preview_drawn"], where
         assert snip["clipboard"] == formula and snip["clipboard_handler"] == "pyperclip", where
         assert snip["device_label"] == "Device: CPU" and snip["time_label"].startswith("Time: "), where
         assert "Recognized in" in snip["status"] and "Copied as LaTeX" in snip["status"], where
