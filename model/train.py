@@ -142,11 +142,14 @@ def build_model(cfg: TrainConfig, rt: Runtime) -> tuple[Im2LatexModel, ModelConf
     return model.to(rt.device), mcfg, vocab, state
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay to lr * min_lr_ratio over this run's steps."""
+def lr_at(step: int, cfg: TrainConfig, minutes: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to lr * min_lr_ratio over this run's steps, or over
+    ``max_minutes`` when that runs out first (a time-boxed run still ends at the low rate)."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    if cfg.max_minutes:
+        progress = max(progress, min(1.0, minutes / cfg.max_minutes))
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
@@ -309,8 +312,9 @@ def train(cfg: TrainConfig) -> Path:
             if cfg.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             sizes, tokens = sizes.to(rt.device), tokens.to(rt.device)
+            lr = lr_at(step, cfg, (time.time() - start) / 60)
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, cfg)
+                group["lr"] = lr
             with torch.autocast(rt.device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 logits = net(images, sizes, tokens[:, :-1])
             loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1),
@@ -329,7 +333,7 @@ def train(cfg: TrainConfig) -> Path:
             if rt.main and step % cfg.log_every == 0:
                 dt = time.time() - window_t
                 row = {"step": step, "total_step": total0 + step, "loss": window_loss / cfg.log_every,
-                       "lr": lr_at(step, cfg), "samples_per_s": window_n * rt.world / dt, "epoch": epoch,
+                       "lr": lr, "samples_per_s": window_n * rt.world / dt, "epoch": epoch,
                        "time": time.time()}
                 with log_path.open("a") as f:
                     f.write(json.dumps(row) + "\n")

@@ -67,3 +67,9 @@ def test_schedule_warms_up_then_decays():
     assert lr_at(10, cfg) == pytest.approx(1.0)
     assert lr_at(100, cfg) == pytest.approx(0.1)
     assert lr_at(55, cfg) < lr_at(20, cfg)
+
+
+def test_time_boxed_schedule_ends_low():
+    cfg = TrainConfig(steps=10_000, warmup=10, lr=1.0, min_lr_ratio=0.1, max_minutes=60)
+    assert lr_at(100, cfg, minutes=60) == pytest.approx(0.1)
+    assert lr_at(100, cfg, minutes=30) == pytest.approx(0.55, abs=0.01)
