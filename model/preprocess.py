@@ -216,7 +216,7 @@ def _distance_bins(picture: np.ndarray, background: np.ndarray) -> np.ndarray:
 @dataclass
 class _Ink:
     ink: np.ndarray       # float32 (H, W) in [0, 1], faint noise removed
-    mask: np.ndarray      # bool (H, W): ink >= STROKE_CUT, the binarized strokes
+    strokes: int          # number of pixels with ink >= STROKE_CUT (the binarized strokes)
     strength: float       # distance of full ink from the background, in full-range units
 
 
@@ -238,15 +238,15 @@ def _ink_from_bins(bins: np.ndarray) -> _Ink:
     k = min(8, max(1, visible // 2))
     robust_max = (_BINS - 1 - int(np.searchsorted(from_top, k))) / (_BINS - 1)
     if robust_max < MIN_CONTRAST:
-        return _Ink(np.zeros(bins.shape, np.float32), np.zeros(bins.shape, dtype=bool), robust_max)
+        return _Ink(np.zeros(bins.shape, np.float32), 0, robust_max)
     first = int(math.ceil(0.3 * robust_max * (_BINS - 1)))
     tail = np.cumsum(hist[first:])
     strength = (first + int(np.searchsorted(tail, 0.9 * tail[-1]))) / (_BINS - 1)
     strength = max(strength, MIN_CONTRAST)
     x = np.minimum(np.arange(_BINS, dtype=np.float32) / np.float32((_BINS - 1) * strength), 1.0)
     table = np.where(x < 2 * NOISE_CUT, np.maximum(x - NOISE_CUT, 0.0) * 2.0, x).astype(np.float32)
-    ink = np.take(table, bins)
-    return _Ink(ink, ink >= STROKE_CUT, strength)
+    strokes = int(hist[table >= STROKE_CUT].sum())  # counted on the histogram: no pass over the image
+    return _Ink(np.take(table, bins), strokes, strength)
 
 
 def _analyse(picture: np.ndarray) -> _Ink:
@@ -257,11 +257,11 @@ def _analyse(picture: np.ndarray) -> _Ink:
     picture is tried instead and the sparser result is kept.
     """
     result = _ink_from_bins(_distance_bins(picture, _dominant_colour(_border(picture))))
-    if np.count_nonzero(result.mask) > 0.5 * result.mask.size:
+    if result.strokes > 0.5 * result.ink.size:
         step = max(1, int(math.sqrt(picture.shape[0] * picture.shape[1] / 10_000)))
         sample = _unit(picture[::step, ::step].reshape(-1, *picture.shape[2:]))
         other = _ink_from_bins(_distance_bins(picture, _dominant_colour(sample)))
-        if 0 < np.count_nonzero(other.mask) < np.count_nonzero(result.mask):
+        if 0 < other.strokes < result.strokes:
             result = other
     return result
 
@@ -635,7 +635,7 @@ def preprocess(image: Image.Image, spec: InputSpec) -> np.ndarray:
     result = _analyse(_picture(work))
     if result.strength < MIN_CONTRAST:
         raise BlankImageError("The snip looks blank: it has no visible contrast.")
-    ink_pixels = int(np.count_nonzero(result.mask))
+    ink_pixels = result.strokes
     if ink_pixels < spec.min_ink_pixels:
         raise BlankImageError(f"The snip looks blank: it has only {ink_pixels} ink pixel{'s' if ink_pixels != 1 else ''}.")
     ink, _, _ = _framed(result.ink)

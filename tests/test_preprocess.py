@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from PIL import Image, ImageDraw
+from PIL import Image
+from scipy import ndimage
 
 from model.config import InputSpec
 from model.errors import BlankImageError
@@ -405,15 +406,12 @@ def test_estimate_splits_letters_that_merged():
     rows, cols = np.flatnonzero(ink.max(axis=1) > 0.5), np.flatnonzero(ink.max(axis=0) > 0.5)
     merged = ink.copy()
     merged[rows[-1] - 1, cols[0]:cols[-1]] = 1.0  # a 1-pixel bridge along the baseline joins all letters
-    from scipy import ndimage
     assert ndimage.label(merged >= 0.4, structure=np.ones((3, 3)))[1] == 1
     assert estimate_glyph_height(merged) == pytest.approx(base, rel=0.08)
 
 
 def test_estimate_reads_a_formula_merged_into_one_blob():
     """Bold or very low resolution can merge a whole fraction into one component."""
-    from scipy import ndimage
-
     ink = _ink(r"$\frac{a+b}{c+d}$")
     base = estimate_glyph_height(ink)
     labels, count = ndimage.label(ink >= 0.4, structure=np.ones((3, 3)))
