@@ -29,9 +29,8 @@ log = logging.getLogger(__name__)
 RecognizerFactory = Callable[[str | None, str | None], Any]
 
 MODEL_HINT = (
-    "To get a model: reinstall the app (it ships one in resources/model/), train one with "
-    "“im2latex train”, or point to a model folder with --model PATH, the IM2LATEX_MODEL "
-    "environment variable, or Settings."
+    "Reinstall the app to get its bundled model (resources/model/), or choose a model folder in "
+    "Settings, or start it with --model PATH."
 )
 
 

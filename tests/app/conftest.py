@@ -8,6 +8,7 @@ here at import time.  Tests that need a real X screen run the app in a subproces
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import subprocess
 import tempfile
@@ -74,10 +75,13 @@ def _start_x(command: list[str], kind: str, log: Path) -> XServer:
     number = b""
     deadline = time.monotonic() + 20
     with os.fdopen(read_fd, "rb", buffering=0) as pipe:
-        while time.monotonic() < deadline and not number.endswith(b"\n"):
+        while not number.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([pipe], [], [], left)[0]:
+                break   # a server that neither answers nor exits (no permission for a VT, ...)
             chunk = pipe.read(16)
             if not chunk:
-                break
+                break   # it exited
             number += chunk
     if not number.strip():
         process.kill()
