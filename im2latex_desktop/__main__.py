@@ -1,4 +1,5 @@
-"""``im2latex-desktop [--snip] [--model PATH] [--device D]`` and ``python -m im2latex_desktop``."""
+"""``im2latex-desktop [--snip] [--model PATH] [--device D] [--install-desktop-entry]`` and
+``python -m im2latex_desktop``."""
 
 from __future__ import annotations
 
@@ -22,11 +23,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", metavar="D", default="",
                         help="auto, cpu, cuda, cuda:N or mps (default: from the settings)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    entry = parser.add_mutually_exclusive_group()
+    entry.add_argument("--install-desktop-entry", action="store_true",
+                       help="add the menu entries (app and 'Snip a Formula') and icons for this user "
+                            "under $XDG_DATA_HOME (default ~/.local/share), then exit")
+    entry.add_argument("--remove-desktop-entry", action="store_true",
+                       help="remove what --install-desktop-entry added, then exit")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.install_desktop_entry or args.remove_desktop_entry:  # no Qt: works without a display
+        from im2latex_desktop import desktop_entry
+        return desktop_entry.run_install() if args.install_desktop_entry else desktop_entry.run_remove()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication

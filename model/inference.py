@@ -10,7 +10,6 @@ scale still gets its inputs the way it saw them in training.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from .decoding import Decoded, beam_search, greedy_decode
 from .errors import Im2LatexError
 from .images import load_image
 from .preprocess import preprocess
+from .resources import bundled_model_dir
 from .tokenizer import detokenize
 
 GPU_FALLBACK_WARNING = ("The GPU ran out of memory, so this formula was read on the CPU "
@@ -53,12 +53,12 @@ class Recognition:
 
 
 def default_model_path() -> Path:
-    """``$IM2LATEX_MODEL`` if set, else the bundled ``resources/model/`` (inside a frozen app too)."""
+    """``$IM2LATEX_MODEL`` if set, else the bundled model: ``resources/model/`` in a checkout or a
+    frozen app, ``im2latex_resources/model/`` in an installed wheel (see ``model.resources``)."""
     env = os.environ.get("IM2LATEX_MODEL")
     if env:
         return Path(env).expanduser()
-    root = Path(getattr(sys, "_MEIPASS", Path(__file__).resolve().parent.parent))
-    return root / "resources" / "model"
+    return bundled_model_dir()
 
 
 def choose_device(requested: str | None = None) -> str:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QStyle
 
-ICON_DIR = Path(__file__).resolve().parents[2] / "resources" / "icons"
+from model.resources import icon_dir
+
+ICON_DIR = icon_dir()  # the checkout's resources/icons, the wheel's im2latex_resources/icons, or a bundle's
 STANDARD = {
     "open": QStyle.StandardPixmap.SP_DialogOpenButton,
     "paste": QStyle.StandardPixmap.SP_FileDialogDetailedView,
