@@ -54,3 +54,20 @@ bench: install
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache
+
+# Packaging (packaging/, README "Install and desktop integration").
+.PHONY: wheel bundle bundle-check
+
+# sdist and wheel in dist/, carrying the bundled model, icons and desktop entries.
+wheel: install
+	$(BIN)/python -m build --outdir dist .
+
+# Stand-alone one-folder app in dist/im2latex/ (PyInstaller, several minutes; not part of `make test`).
+bundle: install
+	$(BIN)/pip install -q -e '.[test,bundle]'
+	nice -n 10 $(BIN)/pyinstaller --noconfirm --distpath dist --workpath build/pyinstaller packaging/im2latex.spec
+	du -sh dist/im2latex
+
+# The built bundle starts, answers --version, and reads a rendered formula on the CPU.
+bundle-check:
+	$(BIN)/python packaging/bundle_check.py dist/im2latex
