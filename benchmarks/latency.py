@@ -68,6 +68,45 @@ def pick_model() -> tuple[Im2LatexModel, ModelConfig, str, bool]:
     return Im2LatexModel(config).eval(), config, f"untrained default ModelConfig (vocab {UNTRAINED_VOCAB})", False
 
 
+def measure(model: Im2LatexModel, config: ModelConfig, image: Image.Image, tokens: int, threads: int,
+            runs: int) -> dict:
+    """Median/p95 of preprocess + encode + a fixed-length greedy decode, with ``threads`` threads."""
+    torch.set_num_threads(threads)
+    max_len = min(tokens + 1, config.max_len)
+
+    def once() -> tuple[float, float, float]:
+        t0 = time.perf_counter()
+        images, sizes = pad_batch([preprocess(image, config.input)])
+        t1 = time.perf_counter()
+        with torch.inference_mode():
+            model.encode(images, sizes)
+        t2 = time.perf_counter()
+        decoded = greedy_decode(model, images, sizes, max_len, min_len=tokens)  # encodes again
+        t3 = time.perf_counter()
+        assert len(decoded[0].ids) == max_len - 1, "decoding did not run to the fixed length"
+        return t1 - t0, t2 - t1, t3 - t2
+
+    for _ in range(3):  # warm-up: allocator, oneDNN kernels, lazy imports
+        once()
+    prep, enc, total = [], [], []
+    for _ in range(runs):
+        p, e, d = once()
+        prep.append(p)
+        enc.append(e)
+        total.append(p + d)  # preprocess + the encode and decoding inside greedy_decode
+    median = statistics.median(total)
+    return {
+        "threads": threads,
+        "runs": runs,
+        "median_s": round(median, 4),
+        "p95_s": round(percentile(total, 95), 4),
+        "min_s": round(min(total), 4),
+        "preprocess_median_s": round(statistics.median(prep), 4),
+        "encode_median_s": round(statistics.median(enc), 4),
+        "decode_median_s": round(median - statistics.median(prep) - statistics.median(enc), 4),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
@@ -77,33 +116,10 @@ def main() -> int:
     args = parser.parse_args()
 
     load_before = os.getloadavg()  # other work on the machine shows up in the numbers
-    torch.set_num_threads(args.threads)
     model, config, model_name, trained = pick_model()
     image = render(FORMULA)
-    max_len = min(args.tokens + 1, config.max_len)
-
-    def once() -> tuple[float, float, float]:
-        t0 = time.perf_counter()
-        array = preprocess(image, config.input)
-        images, sizes = pad_batch([array])
-        t1 = time.perf_counter()
-        with torch.inference_mode():
-            model.encode(images, sizes)
-        t2 = time.perf_counter()
-        decoded = greedy_decode(model, images, sizes, max_len, min_len=args.tokens)  # encodes again
-        t3 = time.perf_counter()
-        assert len(decoded[0].ids) == max_len - 1, "decoding did not run to the fixed length"
-        return t1 - t0, t2 - t1, t3 - t2
-
-    for _ in range(3):  # warm-up: allocator, oneDNN kernels, lazy imports
-        once()
-    prep, enc, total = [], [], []
-    for _ in range(args.runs):
-        p, e, d = once()
-        prep.append(p)
-        enc.append(e)
-        total.append(p + d)  # preprocess + one encode + decoding (the encode inside greedy_decode)
     array = preprocess(image, config.input)
+    main_run = measure(model, config, image, args.tokens, args.threads, args.runs)
     result = {
         "model": model_name,
         "trained": trained,
@@ -112,14 +128,7 @@ def main() -> int:
         "snip_size": list(image.size),
         "input_size": list(array.shape),
         "tokens": args.tokens,
-        "threads": args.threads,
-        "runs": args.runs,
-        "median_s": round(statistics.median(total), 4),
-        "p95_s": round(percentile(total, 95), 4),
-        "min_s": round(min(total), 4),
-        "preprocess_median_s": round(statistics.median(prep), 4),
-        "encode_median_s": round(statistics.median(enc), 4),
-        "decode_median_s": round(statistics.median(total) - statistics.median(prep) - statistics.median(enc), 4),
+        **main_run,
         "torch": torch.__version__,
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
@@ -127,13 +136,16 @@ def main() -> int:
         "note": ("untrained weights, decoding forced to a fixed length; " if not trained else "")
                 + "measured on a machine that may be shared; compare medians, not single runs",
     }
+    if args.threads != 1:  # on a busy machine a single thread can beat several spinning ones
+        result["one_thread"] = measure(model, config, image, args.tokens, 1, args.runs)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(f"{model_name}: {result['parameters']:,} parameters, input {array.shape[0]}x{array.shape[1]}, "
-          f"{args.tokens} tokens, {args.threads} threads")
-    print(f"latency median {result['median_s'] * 1000:.1f} ms, p95 {result['p95_s'] * 1000:.1f} ms "
-          f"(preprocess {result['preprocess_median_s'] * 1000:.1f} ms, encode {result['encode_median_s'] * 1000:.1f} ms, "
-          f"decode {result['decode_median_s'] * 1000:.1f} ms)")
+          f"{args.tokens} tokens")
+    for run in [main_run] + ([result["one_thread"]] if "one_thread" in result else []):
+        print(f"{run['threads']} thread(s): median {run['median_s'] * 1000:.1f} ms, p95 {run['p95_s'] * 1000:.1f} ms "
+              f"(preprocess {run['preprocess_median_s'] * 1000:.1f} ms, encode {run['encode_median_s'] * 1000:.1f} ms, "
+              f"decode {run['decode_median_s'] * 1000:.1f} ms)")
     if not trained:
         print("note: untrained weights (no model bundle found); timing only, the output is noise")
     print(f"wrote {args.out}")
