@@ -17,6 +17,7 @@ SUBCOMMANDS = [
     ("data", "model.data.cli", "build the formula corpus and render training images"),
     ("train", "model.train", "train a model"),
     ("evaluate", "model.evaluate", "score a model on rendered or real images"),
+    ("export", "model.export", "write a training checkpoint as the bundle the app loads"),
 ]
 
 

@@ -73,3 +73,14 @@ def test_time_boxed_schedule_ends_low():
     cfg = TrainConfig(steps=10_000, warmup=10, lr=1.0, min_lr_ratio=0.1, max_minutes=60)
     assert lr_at(100, cfg, minutes=60) == pytest.approx(0.1)
     assert lr_at(100, cfg, minutes=30) == pytest.approx(0.55, abs=0.01)
+
+
+def test_export_writes_a_bundle_the_recognizer_loads(data_dir, tmp_path):
+    from model.cli import main
+
+    ckpt = train(TrainConfig(data=str(data_dir), out=str(tmp_path / "r"), steps=2, batch_size=4, warmup=1,
+                             eval_every=100, save_every=100, workers=0, model=TINY, threads=1))
+    assert main(["export", str(ckpt), "--out", str(tmp_path / "bundle")]) == 0
+    loaded = load_model(tmp_path / "bundle")
+    assert loaded.meta["total_steps"] == 2
+    assert sorted(p.name for p in (tmp_path / "bundle").iterdir()) == ["config.json", "meta.json", "model.pt", "vocab.json"]
