@@ -53,3 +53,23 @@ def test_evaluate_scores_a_prediction_file(tmp_path, capsys):
     assert rep["by_font"]["cm"]["edit_similarity"] == pytest.approx(5 / 6)
     assert "| **all** | 2 |" in capsys.readouterr().out
     assert (tmp_path / "report.md").exists()
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_evaluate_runs_the_model_on_a_folder(tiny_model_dir, tmp_path, batch):
+    import shutil
+
+    rows = []
+    for image, latex in zip(tiny_model_dir.images, tiny_model_dir.formulas):
+        shutil.copy(image, tmp_path / image.name)
+        rows.append({"image": image.name, "latex": latex, "font": "mathtext"})
+    (tmp_path / "labels.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    parser = argparse.ArgumentParser()
+    evaluate.add_arguments(parser)
+    out = tmp_path / "report.json"
+    args = parser.parse_args(["--folder", str(tmp_path), "--model", str(tiny_model_dir.bundle), "--device", "cpu",
+                              "--batch", str(batch), "--out", str(out)])
+    assert evaluate.run(args) == 0
+    rep = json.loads(out.read_text())
+    assert rep["overall"]["exact_match"] == 1.0 and rep["overall"]["n"] == len(rows)
+    assert rep["overall"]["seconds_p50"] > 0
