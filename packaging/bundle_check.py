@@ -58,6 +58,7 @@ def check(bundle: Path) -> int:
     from im2latex_desktop import __version__
     from tiny_model import load_tiny_info, train_tiny_model
 
+    bundle = bundle.absolute()
     exe = bundle / "im2latex-desktop"
     if not exe.is_file():
         print(f"bundle_check: no bundle at {bundle} (run `make bundle` first).", file=sys.stderr)
