@@ -4,6 +4,8 @@ Labelled images come from a rendered shard split (``--split data/shards/test``) 
 holding images and a ``labels.jsonl`` (``{"image": "a.png", "latex": "...", "font": "cm"}`` per
 line; ``font`` optional).  Scores are BLEU-4, edit similarity and exact match on canonical tokens
 (see model.metrics), overall and by font and by length, plus seconds per image.
+``--suite DIR`` scores an evaluation suite made by ``im2latex data suite``: one row per style,
+zoom consistency, exact match per zoom dpi, and the im2latex-100k row beside published figures.
 """
 
 from __future__ import annotations
@@ -85,13 +87,19 @@ def report(samples: list[Sample], predictions: list[str], seconds: list[float]) 
     return out
 
 
+MARKDOWN_HEADER = ["| group | n | BLEU-4 | edit sim. | exact | s/img p50 | s/img p95 |",
+                   "|---|---:|---:|---:|---:|---:|---:|"]
+
+
+def markdown_row(name: str, s: dict) -> str:
+    """One table row of scores (as made by ``report``)."""
+    return (f"| {name} | {s['n']} | {s['bleu4']:.3f} | {s['edit_similarity']:.3f} | {s['exact_match']:.1%} | "
+            f"{s.get('seconds_p50', float('nan')):.3f} | {s.get('seconds_p95', float('nan')):.3f} |")
+
+
 def markdown_table(rep: dict) -> str:
-    lines = ["| group | n | BLEU-4 | edit sim. | exact | s/img p50 | s/img p95 |", "|---|---:|---:|---:|---:|---:|---:|"]
-
-    def row(name: str, s: dict) -> str:
-        return (f"| {name} | {s['n']} | {s['bleu4']:.3f} | {s['edit_similarity']:.3f} | {s['exact_match']:.1%} | "
-                f"{s.get('seconds_p50', float('nan')):.3f} | {s.get('seconds_p95', float('nan')):.3f} |")
-
+    lines = list(MARKDOWN_HEADER)
+    row = markdown_row
     lines.append(row("**all**", rep["overall"]))
     for section in ("by_font", "by_length"):
         for name, s in rep.get(section, {}).items():
@@ -152,6 +160,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--split", type=Path, help="a rendered shard split, e.g. data/shards/val")
     src.add_argument("--folder", type=Path, help="a folder of images with labels.jsonl")
+    src.add_argument("--suite", type=Path,
+                     help="an evaluation suite (im2latex data suite): one row per style, zoom consistency, "
+                          "exact match per dpi, the im2latex-100k row beside the published figures")
     parser.add_argument("--predictions", type=Path,
                         help="score this JSONL of `im2latex predict --json` instead of running a model")
     parser.add_argument("--model", help="model bundle or checkpoint (default: the bundled model)")
@@ -165,7 +176,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="write the JSON report here (and .md beside it)")
 
 
+def read_predictions(path: Path) -> dict[str, str]:
+    """LaTeX by image file name from a JSONL of `im2latex predict --json` (errors count as "")."""
+    by_image = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            by_image[Path(row["image"]).name] = row.get("latex", "")
+    return by_image
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.suite:
+        return run_suite(args)
     if args.folder:
         samples = list(folder_samples(args.folder))
     else:
@@ -175,11 +198,7 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None:
         samples = samples[: args.limit]
     if args.predictions:
-        by_image = {}
-        for line in args.predictions.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                by_image[Path(row["image"]).name] = row.get("latex", "")
+        by_image = read_predictions(args.predictions)
         predictions = [by_image.get(Path(s.key).name, "") for s in samples]
         seconds: list[float] = []
     else:
@@ -191,4 +210,143 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         write_json_atomic(args.out, rep)
         args.out.with_suffix(".md").write_text(table + "\n", encoding="utf-8")
+    return 0
+
+
+# ---------------------------------------------------------------- the snip-style suite (im2latex data suite)
+
+SUITE_STYLES = ("pdf", "zoom", "web", "hidpi", "dark", "im2latex-100k")
+BENCHMARK_STYLE = "im2latex-100k"
+# Published im2latex-100k test BLEU-4 (on im2markup's own tokens; ours are the project's tokens
+# after normalization, so the comparison is close, not exact).
+PUBLISHED_BLEU = (("starting design", 0.826), ("Deng et al. 2016 (im2markup)", 0.877))
+
+
+@dataclass
+class SuiteStyle:
+    """The labelled snips of one suite style: samples plus their labels.jsonl rows."""
+
+    name: str
+    samples: list[Sample]
+    rows: list[dict]
+
+
+def suite_styles(suite_dir: Path, limit: int | None = None) -> list[SuiteStyle]:
+    """Every style folder of a suite (known styles first, in their order); ``limit`` keeps the
+    first N samples of each style (the first N groups for zoom, so its groups stay whole)."""
+    suite_dir = Path(suite_dir)
+    if not suite_dir.is_dir():
+        raise SystemExit(f"{suite_dir} is not a suite folder; build one with: im2latex data suite --out {suite_dir}")
+    folders = [p for p in suite_dir.iterdir() if (p / "labels.jsonl").is_file()]
+    folders.sort(key=lambda p: (SUITE_STYLES.index(p.name) if p.name in SUITE_STYLES else len(SUITE_STYLES), p.name))
+    if not folders:
+        raise SystemExit(f"{suite_dir} holds no style folder with labels.jsonl; build it with: "
+                         f"im2latex data suite --out {suite_dir}")
+    out = []
+    for folder in folders:
+        rows = [json.loads(line) for line in (folder / "labels.jsonl").read_text(encoding="utf-8").splitlines()
+                if line.strip()]
+        if limit is not None:
+            if folder.name == "zoom":
+                keep = set(list(dict.fromkeys(r.get("group") for r in rows))[:limit])
+                rows = [r for r in rows if r.get("group") in keep]
+            else:
+                rows = rows[:limit]
+        samples = [Sample(str(folder / r["image"]), r["latex"], r.get("font", "unknown")) for r in rows]
+        out.append(SuiteStyle(folder.name, samples, rows))
+    return out
+
+
+def zoom_consistency(readings: dict[str, list[str]], size: int = 5) -> dict:
+    """Share of groups whose ``size`` readings (one per zoom level) are identical and non-empty,
+    compared as canonical tokens.  Groups with fewer readings (a zoom level the renderer had to
+    drop) are left out and counted as ``incomplete``."""
+    whole = {g: r for g, r in readings.items() if len(r) == size}
+    consistent = 0
+    for group in whole.values():
+        tokens = [tokens_of(r) for r in group]
+        if tokens[0] and all(t == tokens[0] for t in tokens[1:]):
+            consistent += 1
+    return {"consistency": consistent / len(whole) if whole else 0.0, "groups": len(whole),
+            "consistent": consistent, "incomplete": len(readings) - len(whole)}
+
+
+def suite_report(styles: list[SuiteStyle], predictions: dict[str, list[str]],
+                 seconds: dict[str, list[float]]) -> dict:
+    """Per-style reports (``report``), zoom consistency, zoom exact match per dpi, and the
+    im2latex-100k BLEU beside the published figures."""
+    from .data.suite import ZOOM_DPIS
+
+    out: dict = {"styles": {}}
+    for st in styles:
+        out["styles"][st.name] = report(st.samples, predictions[st.name], seconds.get(st.name, []))
+    zoom = next((st for st in styles if st.name == "zoom"), None)
+    if zoom is not None:
+        readings: dict[str, list[str]] = defaultdict(list)
+        by_dpi: dict[int, list[int]] = defaultdict(list)
+        for i, row in enumerate(zoom.rows):
+            readings[str(row.get("group"))].append(predictions["zoom"][i])
+            by_dpi[int(row.get("dpi", 0))].append(i)
+        out["zoom_consistency"] = zoom_consistency(dict(readings), len(ZOOM_DPIS))
+        out["zoom_by_dpi"] = {}
+        for dpi, idx in sorted(by_dpi.items()):
+            refs = [tokens_of(zoom.samples[i].latex) for i in idx]
+            hyps = [tokens_of(predictions["zoom"][i]) for i in idx]
+            out["zoom_by_dpi"][str(dpi)] = score_tokens(refs, hyps).as_dict()
+    if BENCHMARK_STYLE in out["styles"]:
+        overall = out["styles"][BENCHMARK_STYLE]["overall"]
+        out["im2latex_100k"] = {"bleu4": overall["bleu4"], "n": overall["n"],
+                                "published_bleu4": dict(PUBLISHED_BLEU)}
+    return out
+
+
+def suite_markdown(rep: dict) -> str:
+    """The suite table: one row per style, then zoom consistency and dpi, then the benchmark."""
+    lines = ["| style | n | BLEU-4 | edit sim. | exact | s/snip p50 | s/snip p95 |", MARKDOWN_HEADER[1]]
+    for name, style_rep in rep["styles"].items():
+        lines.append(markdown_row(name, style_rep["overall"]))
+    zc = rep.get("zoom_consistency")
+    if zc:
+        lines += ["", f"Zoom consistency: {zc['consistency']:.1%} of {zc['groups']} groups read the same "
+                      f"(non-empty) at every zoom level"
+                  + (f" ({zc['incomplete']} incomplete groups left out)" if zc["incomplete"] else "") + "."]
+    if rep.get("zoom_by_dpi"):
+        lines += ["", "| zoom dpi | n | BLEU-4 | exact |", "|---:|---:|---:|---:|"]
+        for dpi, s in rep["zoom_by_dpi"].items():
+            lines.append(f"| {dpi} | {s['n']} | {s['bleu4']:.3f} | {s['exact_match']:.1%} |")
+    bench = rep.get("im2latex_100k")
+    if bench:
+        lines += ["", "| im2latex-100k test | BLEU-4 |", "|---|---:|",
+                  f"| this model (n={bench['n']}, project tokens) | {bench['bleu4']:.3f} |"]
+        lines += [f"| {name} | {value:.3f} |" for name, value in bench["published_bleu4"].items()]
+    return "\n".join(lines)
+
+
+def run_suite(args: argparse.Namespace) -> int:
+    """Score every style of a suite; print the table and write JSON (+ .md with per-style detail)."""
+    styles = suite_styles(args.suite, args.limit)
+    if args.font:
+        for st in styles:
+            keep = [i for i, s in enumerate(st.samples) if s.font == args.font]
+            st.samples, st.rows = [st.samples[i] for i in keep], [st.rows[i] for i in keep]
+    predictions: dict[str, list[str]] = {}
+    seconds: dict[str, list[float]] = {}
+    if args.predictions:
+        by_image = read_predictions(args.predictions)
+        for st in styles:
+            predictions[st.name] = [by_image.get(Path(s.key).name, "") for s in st.samples]
+    else:
+        everything = [s for st in styles for s in st.samples]
+        preds, secs = recognize_all(everything, args.model, args.device, args.beam, args.threads, args.batch)
+        k = 0
+        for st in styles:
+            predictions[st.name], seconds[st.name] = preds[k:k + len(st.samples)], secs[k:k + len(st.samples)]
+            k += len(st.samples)
+    rep = suite_report(styles, predictions, seconds)
+    table = suite_markdown(rep)
+    print(table)
+    if args.out:
+        write_json_atomic(args.out, rep)
+        detail = [f"## {name}\n\n{markdown_table(style_rep)}" for name, style_rep in rep["styles"].items()]
+        args.out.with_suffix(".md").write_text(table + "\n\n" + "\n\n".join(detail) + "\n", encoding="utf-8")
     return 0

@@ -17,6 +17,7 @@ STEPS = [
     ("corpus", "model.data.corpus", "build the formula corpus (train/val/test.jsonl and vocab.json)"),
     ("render", "model.data.render", "render corpus formulas into image shards"),
     ("preview", "model.data.preview", "draw raw render / augmented snip / model input for a few samples"),
+    ("suite", "model.data.suite", "render held-out formulas as users snip them (the evaluation suite)"),
 ]
 
 
