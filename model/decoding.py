@@ -8,10 +8,25 @@ probability of the emitted tokens (EOS included when reached): cheap, and in [0,
 
 ``cached=False`` re-runs the decoder over the whole prefix at every step: slow, kept as the
 reference the cached path is tested against.
+
+Decoding is bounded three ways, so that no snip can cost much more than a normal one:
+
+* ``max_len``: the token limit above (reason ``"length"`` when reached without EOS);
+* ``time_budget``: seconds for the whole call, encoder included, checked after every decoder
+  step, so a call ends at most one step past it (reason ``"time"``);
+* ``guard``: a :class:`RepetitionGuard` that stops a row whose last tokens are one n-gram
+  repeated over and over, the way a half-trained or confused model loops until its length
+  limit; the loop is cut back to one copy of the n-gram (reason ``"repetition"``).
+
+A result stopped by any bound is incomplete, so ``Decoded.stopped`` names the bound and its
+confidence is capped at ``STOPPED_CONFIDENCE``.  Results that end at EOS are unchanged by the
+bounds: same ids, same confidence.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -21,11 +36,68 @@ from .network import Im2LatexModel
 from .vocab import BOS, EOS, PAD
 
 
+STOPPED_CONFIDENCE = 0.1  # the highest confidence a result cut short by a bound can have
+STOP_REASONS = ("length", "time", "repetition")
+
+
 @dataclass
 class Decoded:
     ids: list[int]
     confidence: float
     alternatives: list[tuple[list[int], float]] = field(default_factory=list)
+    stopped: str | None = None  # None: ended at EOS; else the bound that cut it ("length", "time", "repetition")
+
+
+@dataclass(frozen=True)
+class RepetitionGuard:
+    """Finds a decoding loop: the tail is one n-gram (n <= ``max_ngram``) repeated back to back
+    at least ``min_repeats`` times and over at least ``min_span`` tokens.
+
+    The span rule keeps real formulas safe: a triple integral or a row of a zero matrix repeats a
+    short n-gram a few times, but 30 tokens of the same n-gram is a model going round in circles.
+    """
+
+    max_ngram: int = 10
+    min_repeats: int = 4
+    min_span: int = 30
+
+    def period(self, ids: list[int]) -> int:
+        """The length n of the repeated n-gram ending ``ids``, or 0 when it does not loop."""
+        if len(ids) < self.min_span:
+            return 0
+        for n in range(1, self.max_ngram + 1):
+            span = n * max(self.min_repeats, math.ceil(self.min_span / n))
+            if span > len(ids):
+                continue
+            tail = ids[-span:]
+            if tail[n:] == tail[:-n]:
+                return n
+        return 0
+
+    def cut(self, ids: list[int]) -> list[int] | None:
+        """``ids`` with its loop cut back to one copy of the n-gram, or None when it does not loop."""
+        n = self.period(ids)
+        if not n:
+            return None
+        start = len(ids) - n
+        while start >= n and ids[start - n:start] == ids[start:start + n]:
+            start -= n
+        return ids[:start + n]
+
+
+DEFAULT_GUARD = RepetitionGuard()
+
+
+def _deadline(time_budget: float | None) -> float | None:
+    if time_budget is None:
+        return None
+    if not time_budget > 0:
+        raise ValueError("time_budget must be a positive number of seconds (or None)")
+    return time.perf_counter() + float(time_budget)
+
+
+def _capped(confidence: float, stopped: str | None) -> float:
+    return confidence if stopped is None else min(confidence, STOPPED_CONFIDENCE)
 
 
 class _CachedStepper:
@@ -84,8 +156,11 @@ def _prepare(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tensor):
 
 
 def greedy_decode(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tensor, max_len: int,
-                  *, min_len: int = 0, cached: bool = True) -> list[Decoded]:
-    """The most probable next token at every step.  ``min_len`` forbids EOS before that many tokens."""
+                  *, min_len: int = 0, cached: bool = True, time_budget: float | None = None,
+                  guard: RepetitionGuard | None = DEFAULT_GUARD) -> list[Decoded]:
+    """The most probable next token at every step.  ``min_len`` forbids EOS before that many tokens;
+    ``time_budget`` (seconds) and ``guard`` bound the call (see the module docstring)."""
+    deadline = _deadline(time_budget)
     was_training = model.training
     model.eval()
     try:
@@ -95,6 +170,8 @@ def greedy_decode(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tenso
             batch = memory.shape[0]
             ids: list[list[int]] = [[] for _ in range(batch)]
             logps: list[list[float]] = [[] for _ in range(batch)]
+            stopped: list[str | None] = [None] * batch
+            ended = [False] * batch
             active = list(range(batch))  # the item of each row still decoding
             tokens = torch.full((batch,), BOS, dtype=torch.long, device=memory.device)
             for step in range(_steps(model, max_len)):
@@ -102,10 +179,20 @@ def greedy_decode(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tenso
                 keep = []
                 for row, (item, token, lp) in enumerate(zip(active, best.tolist(), best_logp.tolist())):
                     logps[item].append(lp)
-                    if token != EOS:
-                        ids[item].append(token)
-                        keep.append(row)
+                    if token == EOS:
+                        ended[item] = True
+                        continue
+                    ids[item].append(token)
+                    cut = guard.cut(ids[item]) if guard is not None else None
+                    if cut is not None:
+                        ids[item], stopped[item] = cut, "repetition"
+                        continue
+                    keep.append(row)
                 if not keep:
+                    break
+                if deadline is not None and time.perf_counter() > deadline:
+                    for row in keep:
+                        stopped[active[row]] = "time"
                     break
                 if len(keep) < len(active):
                     index = torch.tensor(keep, device=memory.device)
@@ -113,7 +200,11 @@ def greedy_decode(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tenso
                     best = best.index_select(0, index)
                     active = [active[row] for row in keep]
                 tokens = best
-            return [Decoded(ids[i], _mean_prob(logps[i])) for i in range(batch)]
+            for i in range(batch):
+                if not ended[i] and stopped[i] is None:
+                    stopped[i] = "length"
+            return [Decoded(ids[i], _capped(_mean_prob(logps[i]), stopped[i]), stopped=stopped[i])
+                    for i in range(batch)]
     finally:
         model.train(was_training)
 
@@ -122,9 +213,13 @@ def greedy_decode(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tenso
 class _Hypothesis:
     ids: list[int]
     logps: list[float]
+    stopped: str | None = None  # set when a bound, not EOS, ended it
 
     def extended(self, token: int, logp: float) -> "_Hypothesis":
         return _Hypothesis(self.ids + [token] if token != EOS else self.ids, self.logps + [logp])
+
+    def ended_by(self, reason: str, ids: list[int] | None = None) -> "_Hypothesis":
+        return _Hypothesis(self.ids if ids is None else ids, self.logps, reason)
 
     @property
     def score(self) -> float:
@@ -133,15 +228,20 @@ class _Hypothesis:
 
 
 def beam_search(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tensor, beam: int, max_len: int,
-                *, min_len: int = 0, cached: bool = True) -> list[Decoded]:
+                *, min_len: int = 0, cached: bool = True, time_budget: float | None = None,
+                guard: RepetitionGuard | None = DEFAULT_GUARD) -> list[Decoded]:
     """Keep the ``beam`` best prefixes per item; the best finished one wins, the others are alternatives.
 
     A hypothesis ends when EOS is among the top ``beam`` candidates of a step.  An item stops
     once ``beam`` have ended and its live beams score no better (length-normalized, so far), or
-    at the length limit, where its unfinished beams are scored too.
+    at the length limit or the time budget, where its unfinished beams are scored too.  A
+    looping hypothesis leaves the beam (cut back by ``guard``) and is kept as a last resort,
+    ranked after every hypothesis that reached EOS; once ``beam`` of them have looped the item
+    stops (so a beam of 1 gives exactly the greedy result, loops included).
     """
     if beam < 1:
         raise ValueError("beam must be at least 1")
+    deadline = _deadline(time_budget)
     was_training = model.training
     model.eval()
     try:
@@ -152,6 +252,7 @@ def beam_search(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tensor,
             stepper = (_CachedStepper if cached else _UncachedStepper)(
                 model, memory.repeat_interleave(k, 0), pad_mask.repeat_interleave(k, 0))
             finished: list[list[_Hypothesis]] = [[] for _ in range(batch)]
+            looped: list[list[_Hypothesis]] = [[] for _ in range(batch)]
             active = list(range(batch))  # rows i*k .. i*k+k-1 belong to item active[i]
             hyps = [[_Hypothesis([], []) for _ in range(k)] for _ in range(batch)]
             scores = torch.full((batch, k), float("-inf"), device=device)
@@ -166,7 +267,9 @@ def beam_search(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tensor,
                 top_total, top_index = total.topk(min(2 * k, k * vocab), dim=1)
                 top_beam, top_token = top_index // vocab, top_index % vocab
                 top_logp = logp[torch.arange(len(active), device=device)[:, None], top_beam, top_token]
-                last = step == steps - 1
+                out_of_time = deadline is not None and time.perf_counter() > deadline
+                last = step == steps - 1 or out_of_time
+                reason = "length" if step == steps - 1 else "time"
                 rows, new_tokens, new_scores, new_active, new_hyps = [], [], [], [], []
                 for i, item in enumerate(active):
                     chosen: list[tuple[int, int, float, _Hypothesis]] = []
@@ -178,13 +281,17 @@ def beam_search(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tensor,
                         if token == EOS:
                             if rank < k:
                                 finished[item].append(hyp)
-                        else:
-                            chosen.append((i * k + b, token, s, hyp))
-                            if len(chosen) == k:
-                                break
+                            continue
+                        cut = guard.cut(hyp.ids) if guard is not None else None
+                        if cut is not None:
+                            looped[item].append(hyp.ended_by("repetition", cut))
+                            continue
+                        chosen.append((i * k + b, token, s, hyp))
+                        if len(chosen) == k:
+                            break
                     if last:
-                        finished[item].extend(h for *_, h in chosen)
-                    if last or not chosen or _settled(finished[item], chosen, k):
+                        finished[item].extend(h.ended_by(reason) for *_, h in chosen)
+                    if last or not chosen or len(looped[item]) >= k or _settled(finished[item], chosen, k):
                         continue
                     while len(chosen) < k:  # too few live candidates: pad with dead beams
                         chosen.append((chosen[0][0], chosen[0][1], float("-inf"), chosen[0][3]))
@@ -200,7 +307,7 @@ def beam_search(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tensor,
                 active, hyps = new_active, new_hyps
                 tokens = torch.tensor(new_tokens, dtype=torch.long, device=device)
                 scores = torch.tensor(new_scores, device=device).view(len(active), k)
-            return [_best_of(finished[i], k) for i in range(batch)]
+            return [_best_of(finished[i] + looped[i], k) for i in range(batch)]
     finally:
         model.train(was_training)
 
@@ -219,15 +326,18 @@ def _settled(finished: list[_Hypothesis], chosen: list, beam: int) -> bool:
 
 
 def _best_of(hypotheses: list[_Hypothesis], beam: int) -> Decoded:
-    """The best-scoring hypothesis, the distinct others of the best ``beam`` as alternatives, best first."""
+    """The best-scoring hypothesis, the distinct others of the best ``beam`` as alternatives, best first.
+
+    Hypotheses that reached EOS rank before those a bound cut short, whatever their scores.
+    """
     if not hypotheses:
-        return Decoded([], 0.0)
-    ranked = sorted(hypotheses, key=lambda h: h.score, reverse=True)[:beam]
+        return Decoded([], 0.0, stopped="length")
+    ranked = sorted(hypotheses, key=lambda h: (h.stopped is None, h.score), reverse=True)[:beam]
     best = ranked[0]
     seen = {tuple(best.ids)}
     alternatives = []
     for h in ranked[1:]:
         if tuple(h.ids) not in seen:
             seen.add(tuple(h.ids))
-            alternatives.append((h.ids, _mean_prob(h.logps)))
-    return Decoded(best.ids, _mean_prob(best.logps), alternatives)
+            alternatives.append((h.ids, _capped(_mean_prob(h.logps), h.stopped)))
+    return Decoded(best.ids, _capped(_mean_prob(best.logps), best.stopped), alternatives, best.stopped)

@@ -28,6 +28,10 @@ from .preprocess import preprocess
 from .resources import bundled_model_dir
 from .tokenizer import detokenize
 
+# Seconds one recognize call may take, preprocessing included; decoding stops there and marks the
+# result (``Recognition.stopped == "time"``).  A normal snip takes well under a second.
+DEFAULT_TIME_BUDGET = 10.0
+
 GPU_FALLBACK_WARNING = ("The GPU ran out of memory, so this formula was read on the CPU "
                         "(and later ones will be too).")
 
@@ -50,6 +54,7 @@ class Recognition:
     seconds: float = 0.0
     device: str = "cpu"
     warning: str | None = None  # e.g. the GPU ran out of memory and the CPU took over
+    stopped: str | None = None  # None: complete; else the bound that cut it short ("length", "time", "repetition")
 
 
 def default_model_path() -> Path:
@@ -92,7 +97,12 @@ def _is_out_of_memory(error: BaseException) -> bool:
 
 class Recognizer:
     def __init__(self, model_path: str | Path | None = None, device: str | None = None, *,
-                 threads: int | None = None, warmup: bool = False):
+                 threads: int | None = None, warmup: bool = False,
+                 time_budget: float | None = DEFAULT_TIME_BUDGET, max_tokens: int | None = None):
+        """``time_budget``: seconds per recognize call (None: unbounded); ``max_tokens``: at most this
+        many tokens per formula (None: the model's own limit)."""
+        self.time_budget = time_budget
+        self.max_tokens = max_tokens
         self.model_path = Path(model_path).expanduser() if model_path else default_model_path()
         self._requested_device = device
         self._device: str | None = None
@@ -100,6 +110,7 @@ class Recognizer:
         self._warmup = warmup
         self._loaded: LoadedModel | None = None
         self._lock = threading.RLock()
+        self._call_budget: float | None = None  # the running call's time budget (set under the lock)
 
     # ------------------------------------------------------------------ loading
 
@@ -150,28 +161,35 @@ class Recognizer:
 
     # ------------------------------------------------------------------ recognizing
 
-    def recognize(self, image, beam: int = 1) -> Recognition:
-        """LaTeX of one formula image (path, bytes or PIL image); raises ImageError/BlankImageError."""
-        return self.recognize_batch([image], beam=beam)[0]
+    def recognize(self, image, beam: int = 1, *, time_budget: float | None = None) -> Recognition:
+        """LaTeX of one formula image (path, bytes or PIL image); raises ImageError/BlankImageError.
 
-    def recognize_batch(self, images: list, beam: int = 1) -> list[Recognition]:
-        """Several images decoded as one batch; ``seconds`` is the batch time shared out evenly."""
+        ``time_budget``: seconds for this call (None: ``self.time_budget``; math.inf: unbounded)."""
+        return self.recognize_batch([image], beam=beam, time_budget=time_budget)[0]
+
+    def recognize_batch(self, images: list, beam: int = 1, *, time_budget: float | None = None) -> list[Recognition]:
+        """Several images decoded as one batch; ``seconds`` is the batch time shared out evenly.
+
+        The time budget (as in ``recognize``) covers the whole call."""
         if beam < 1:
             raise ValueError("beam must be at least 1")
         if not images:
             return []
         loaded = self.load()
         start = time.perf_counter()
+        budget = self.time_budget if time_budget is None else time_budget
         arrays = [preprocess(load_image(image), loaded.config.input) for image in images]
         batch, sizes = pad_batch(arrays)
         with self._lock:
             warning = None
+            self._call_budget = _remaining(budget, start)  # read by _decode, under the lock
             try:
                 decoded = self._decode(batch, sizes, beam)
             except Exception as error:  # noqa: BLE001 - only an out-of-memory on a GPU is retried
                 if self.device == "cpu" or not _is_out_of_memory(error):
                     raise
                 self._move_to_cpu()
+                self._call_budget = budget
                 decoded = self._decode(batch, sizes, beam)
                 warning = GPU_FALLBACK_WARNING
             device = self.device
@@ -180,10 +198,13 @@ class Recognizer:
 
     def _decode(self, images: torch.Tensor, sizes: torch.Tensor, beam: int) -> list[Decoded]:
         loaded = self._loaded
+        time_budget = self._call_budget
         max_len = loaded.config.max_len
+        if self.max_tokens is not None:
+            max_len = min(max_len, int(self.max_tokens) + 1)  # max_len counts the BOS position
         if beam == 1:
-            return greedy_decode(loaded.model, images, sizes, max_len)
-        return beam_search(loaded.model, images, sizes, beam, max_len)
+            return greedy_decode(loaded.model, images, sizes, max_len, time_budget=time_budget)
+        return beam_search(loaded.model, images, sizes, beam, max_len, time_budget=time_budget)
 
     def _move_to_cpu(self) -> None:
         """After a GPU out-of-memory error: free the GPU and stay on the CPU from now on."""
@@ -201,4 +222,11 @@ class Recognizer:
             if text not in seen:
                 seen.add(text)
                 alternatives.append(Alternative(text, confidence))
-        return Recognition(latex, decoded.confidence, alternatives, seconds, device, warning)
+        return Recognition(latex, decoded.confidence, alternatives, seconds, device, warning, decoded.stopped)
+
+
+def _remaining(budget: float | None, start: float) -> float | None:
+    """What is left of ``budget`` seconds since ``start`` (never quite zero: one step always runs)."""
+    if budget is None:
+        return None
+    return max(budget - (time.perf_counter() - start), 1e-3)

@@ -122,9 +122,11 @@ def test_beam_finds_a_sequence_at_least_as_likely_as_greedy(setup):
 def test_max_len_is_the_smaller_of_argument_and_config(setup):
     model, _, images, sizes = setup
     assert max(len(d.ids) for d in greedy_decode(model, images, sizes, 5)) <= 4
-    forced = greedy_decode(model, images, sizes, 1000, min_len=1000)  # EOS forbidden: runs to the cap
+    # EOS forbidden and the loop guard off: runs to the cap (tests/test_bounded_decoding.py: with it)
+    forced = greedy_decode(model, images, sizes, 1000, min_len=1000, guard=None)
     assert {len(d.ids) for d in forced} == {model.config.max_len - 1}
-    forced = beam_search(model, images, sizes, 2, 12, min_len=1000)
+    assert {d.stopped for d in forced} == {"length"}
+    forced = beam_search(model, images, sizes, 2, 12, min_len=1000, guard=None)
     assert {len(d.ids) for d in forced} == {11}
 
 
