@@ -7,7 +7,8 @@ Runs the bundle's own executables, never this checkout's code, with the GPU hidd
 2. ``im2latex predict --json`` on a formula rendered here, read by a tiny model trained here
    (tests/tiny_model.py) that must read it back exactly;
 3. the bundled model, when the bundle has one, with no ``--model`` at all;
-4. ``im2latex-desktop --install-desktop-entry`` into a temporary XDG_DATA_HOME;
+4. the app itself starts and keeps running, offscreen and on an Xvfb X server when there is one;
+5. ``im2latex-desktop --install-desktop-entry`` into a temporary XDG_DATA_HOME;
 
 then prints the bundle's size.  Exit code 0 when every step passed.
 
@@ -19,6 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -48,10 +52,54 @@ class Checker:
             print(f"    {line}")
         return result
 
+    def app_runs(self, platform: str, display: str | None = None, seconds: float = 15.0) -> bool:
+        """Start the app (Qt platform ``platform``), see it still running after ``seconds``, stop it."""
+        env = dict(self.env, QT_QPA_PLATFORM=platform)
+        if display:
+            env["DISPLAY"] = display
+        start = time.perf_counter()
+        process = subprocess.Popen([str(self.bundle / "im2latex-desktop")], cwd=self.work, env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            process.wait(seconds)
+            alive = False
+        except subprocess.TimeoutExpired:
+            alive = True
+            process.send_signal(signal.SIGTERM)  # the app quits cleanly on SIGTERM
+        try:
+            out, _ = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            out, _ = process.communicate()
+        print(f"$ im2latex-desktop (QT_QPA_PLATFORM={platform})   [{time.perf_counter() - start:.1f} s, "
+              f"{'ran until stopped' if alive else 'exited by itself'}, exit {process.returncode}]")
+        for line in out.strip().splitlines()[-6:]:
+            print(f"    {line}")
+        return alive and process.returncode == 0
+
     def expect(self, ok: bool, what: str) -> None:
         print(f"{'ok  ' if ok else 'FAIL'} {what}")
         if not ok:
             self.failures.append(what)
+
+
+def start_xvfb() -> tuple[subprocess.Popen, str] | None:
+    """An Xvfb that picks a free display itself; None when Xvfb is missing or does not start."""
+    if shutil.which("Xvfb") is None:
+        return None
+    read_fd, write_fd = os.pipe()
+    process = subprocess.Popen(["Xvfb", "-screen", "0", "1280x800x24", "-nolisten", "tcp", "-displayfd",
+                                str(write_fd)], pass_fds=(write_fd,), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb", buffering=0) as pipe:
+        ready = select.select([pipe], [], [], 20)[0]
+        number = pipe.read(16).strip() if ready else b""
+    if not number:
+        process.kill()
+        process.wait(5)
+        return None
+    return process, f":{number.decode()}"
 
 
 def check(bundle: Path) -> int:
@@ -69,7 +117,8 @@ def check(bundle: Path) -> int:
         work.mkdir()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("IM2LATEX_", "PYTHON"))}
         env.update(CUDA_VISIBLE_DEVICES="", QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path / "home"),
-                   XDG_DATA_HOME=str(tmp_path / "xdg"))
+                   XDG_DATA_HOME=str(tmp_path / "xdg"), IM2LATEX_DATA_DIR=str(tmp_path / "data"),
+                   IM2LATEX_CONFIG_DIR=str(tmp_path / "config"), IM2LATEX_RUNTIME_DIR=str(tmp_path / "run"))
         c = Checker(bundle, env, work)
 
         result = c.run("im2latex-desktop", "--version")
@@ -99,6 +148,17 @@ def check(bundle: Path) -> int:
             print(f"note: this bundle has no model ({bundled} is missing): built before resources/model/ existed")
             c.expect(result.returncode == 2 and "No model found" in result.stderr,
                      "predict without a model says so clearly")
+
+        c.expect(c.app_runs("offscreen"), "the app starts and keeps running (offscreen)")
+        xvfb = start_xvfb()
+        if xvfb is None:
+            print("note: no Xvfb here, so the X11 (xcb) start was not checked")
+        else:
+            try:
+                c.expect(c.app_runs("xcb", display=xvfb[1]), f"the app starts on an X server ({xvfb[1]})")
+            finally:
+                xvfb[0].terminate()
+                xvfb[0].wait(10)
 
         result = c.run("im2latex-desktop", "--install-desktop-entry")
         desktop = tmp_path / "xdg" / "applications" / "im2latex-desktop.desktop"
