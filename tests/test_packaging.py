@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import time
 import tomllib
 import xml.etree.ElementTree as ET
 import zipfile
@@ -245,7 +244,6 @@ def _bundled_model_present() -> bool:
 def test_wheel_installs_and_predicts_outside_the_source_tree(tmp_path, tiny_model_dir):
     if importlib.util.find_spec("build") is None:
         pytest.skip("the 'build' package is not installed (pip install -e '.[test]')")
-    start = time.perf_counter()
     dist = tmp_path / "dist"
     # sdist first, then the wheel from the unpacked sdist: a file the sdist lacks fails here.
     subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--skip-dependency-check",
@@ -312,4 +310,3 @@ def test_wheel_installs_and_predicts_outside_the_source_tree(tmp_path, tiny_mode
                            capture_output=True, text=True, timeout=60)
     assert entry.returncode == 0, entry.stderr
     _check_installed(tmp_path / "xdg", str(bin_dir / "im2latex-desktop"))
-    assert time.perf_counter() - start < 120
