@@ -16,10 +16,9 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..tokenizer import detokenize, tokenize
-from .rendering import RenderResult, Skip, crop_to_ink, single_line, to_image
+from .rendering import RenderResult, Skip, crop_to_ink, per_formula, single_line, to_image
 
 FONTS = ("cm", "stix", "stixsans", "dejavuserif", "dejavusans")
-STYLES = ("display", "inline")
 FONT_SIZE_PT = 12.0  # the same nominal size as the TeX renders (article, 12pt)
 
 # Constructs mathtext cannot draw at all: skipped before parsing, with a clear reason.
@@ -102,13 +101,7 @@ def render_mathtext(formulas: list[str], font: str = "cm", style: str | Sequence
     called alike)."""
     if font not in FONTS:
         raise ValueError(f"unknown mathtext font {font!r}; choose one of {', '.join(FONTS)}")
-    styles = [style] * len(formulas) if isinstance(style, str) else list(style)
-    dpis = [int(dpi)] * len(formulas) if isinstance(dpi, (int, np.integer)) else [int(d) for d in dpi]
-    if len(styles) != len(formulas) or len(dpis) != len(formulas):
-        raise ValueError("give one style and one dpi, or one per formula")
-    for st in set(styles):
-        if st not in STYLES:
-            raise ValueError(f"unknown style {st!r}; choose one of {', '.join(STYLES)}")
+    styles, dpis = per_formula(formulas, style, dpi)
     from matplotlib.font_manager import FontProperties
     from matplotlib.mathtext import MathTextParser
 

@@ -28,7 +28,7 @@ from PIL import Image
 
 from ..errors import TexNotFoundError
 from ..tokenizer import TEXT_COMMANDS, detokenize, tokenize
-from .rendering import RenderResult, Skip, crop_to_ink, single_line, to_image
+from .rendering import RenderResult, Skip, crop_to_ink, per_formula, single_line, to_image
 
 # lmodern is only a "Recommends" of texlive-base, so it is named explicitly.
 INSTALL_COMMAND = ("apt-get install texlive-latex-base texlive-latex-recommended "
@@ -276,13 +276,7 @@ def render_tex(formulas: list[str], font: str = "cm", style: str | Sequence[str]
     """
     if font not in FONTS:
         raise ValueError(f"unknown TeX font setup {font!r}; choose one of {', '.join(FONTS)}")
-    styles = [style] * len(formulas) if isinstance(style, str) else list(style)
-    dpis = [int(dpi)] * len(formulas) if isinstance(dpi, (int, np.integer)) else [int(d) for d in dpi]
-    if len(styles) != len(formulas) or len(dpis) != len(formulas):
-        raise ValueError("give one style and one dpi, or one per formula")
-    for st in set(styles):
-        if st not in STYLES:
-            raise ValueError(f"unknown style {st!r}; choose one of {', '.join(STYLES)}")
+    styles, dpis = per_formula(formulas, style, dpi)
     if any(d < 20 or d > 2400 for d in dpis):
         raise ValueError("dpi must be between 20 and 2400")
     check_tex()

@@ -33,6 +33,22 @@ class Skip:
     detail: str = ""      # the TeX/mathtext message, for a person reading skipped.jsonl
 
 
+STYLES = ("display", "inline")
+
+
+def per_formula(formulas: list[str], style, dpi) -> tuple[list[str], list[int]]:
+    """One style and one dpi per formula, from single values or per-formula sequences; both
+    renderers take their options this way."""
+    styles = [style] * len(formulas) if isinstance(style, str) else list(style)
+    dpis = [int(dpi)] * len(formulas) if isinstance(dpi, (int, np.integer)) else [int(d) for d in dpi]
+    if len(styles) != len(formulas) or len(dpis) != len(formulas):
+        raise ValueError("give one style and one dpi, or one per formula")
+    for st in set(styles):
+        if st not in STYLES:
+            raise ValueError(f"unknown style {st!r}; choose one of {', '.join(STYLES)}")
+    return styles, dpis
+
+
 def crop_to_ink(gray: np.ndarray, margin: int = CROP_MARGIN) -> np.ndarray | None:
     """The ink's bounding box plus ``margin`` white pixels; None when there is no ink.
 
