@@ -71,3 +71,13 @@ bundle: install
 # The built bundle starts, answers --version, and reads a rendered formula on the CPU.
 bundle-check:
 	$(BIN)/python packaging/bundle_check.py dist/im2latex
+
+# The snip-style evaluation suite (issue 9): render held-out formulas as users snip them (pdf,
+# zoom, web, hidpi, dark, im2latex-100k) into $(SUITE), then score the model on every style.
+.PHONY: eval-suite
+SUITE ?= $(DATA)/suite
+eval-suite: install
+	cd model/data/web && { [ node_modules/.package-lock.json -nt package-lock.json ] || \
+		PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund; }
+	nice -n 10 $(BIN)/im2latex data suite --out $(SUITE) --corpus $(DATA)/corpus
+	$(BIN)/im2latex evaluate --suite $(SUITE) --model $(MODEL) --out $(RUN)/suite_report.json

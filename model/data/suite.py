@@ -9,7 +9,7 @@ draws each of them as a user would snip it:
 - ``zoom``: the same formulas at 72, 96, 144, 200 and 300 dpi, one group per formula (same
   margins in every group, so only the zoom changes);
 - ``web``: KaTeX in headless Chromium, 16-22 px CSS, device scale factor 1;
-- ``hidpi``: the same at device scale factor 2 (margins in device pixels, doubled);
+- ``hidpi``: the same snips (mode, CSS size, margins) at device scale factor 2;
 - ``dark``: light text on dark page colours and coloured text on tinted backgrounds; half the
   formulas (seeded draw) are KaTeX pages styled with CSS colours, the other half pdflatex
   renders recoloured the way PDF viewers' dark modes do (background + coverage x (text -
@@ -402,7 +402,8 @@ def build_suite(out: str | Path, formulas: list[str], benchmark: list[str], styl
         "pdf": lambda rng: build_pdf(formulas, rng, work),
         "zoom": lambda rng: build_zoom(formulas, rng, work),
         "web": lambda rng: build_web(formulas, rng, 1),
-        "hidpi": lambda rng: build_web(formulas, rng, 2),
+        # the web draws (mode, size, margins) again: hidpi differs from web by the scale alone
+        "hidpi": lambda rng: build_web(formulas, np.random.default_rng([seed, STYLES.index("web")]), 2),
         "dark": lambda rng: build_dark(formulas, rng, work),
         "im2latex-100k": lambda rng: build_im2latex100k(benchmark, work),
     }
