@@ -6,8 +6,8 @@ scale factor.  The work is done by ``web/render_katex.js`` (npm ``katex`` + ``pl
 driving Debian's ``chromium``; no browser is downloaded): KaTeX typesets in Node with
 ``throwOnError`` and ``strict: "error"``, so a formula KaTeX cannot draw, or would draw
 differently from LaTeX, comes back as a ``Skip`` and never as an image with a wrong label.
-Many formulas share one page load; each formula's element (its box plus 40 CSS px of its
-background) is screenshotted.  Chromium gets a fresh profile (``--user-data-dir``) made by
+Many formulas share one page load and one full-page screenshot, out of which each formula's
+element (its box plus 40 CSS px of its background) is cut.  Chromium gets a fresh profile (``--user-data-dir``) made by
 playwright for each run, and the flags in the script keep it off the network.
 
 Two entry points: :func:`render_katex` returns the raw element screenshots in the requested
@@ -18,7 +18,6 @@ training shards.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -143,15 +142,15 @@ def render_katex(items: Sequence[WebItem], page_size: int = 40, timeout: float |
             message = (fatal or done.stderr.strip() or f"exit code {done.returncode}").splitlines()[0]
             raise WebRenderError(f"the KaTeX renderer failed: {message}")
         for line in lines:
-            if "i" not in line:
-                continue
-            i = todo[int(line["i"])]
             if "error" in line:
+                i = todo[int(line["i"])]
                 results[i] = Skip(items[i].latex, "katex_error", line["error"])
-                continue
-            with open(line["file"], "rb") as f:
-                image = Image.open(io.BytesIO(f.read())).convert("RGB")
-            results[i] = WebShot(items[i], _trim_edges(image, 2 * items[i].scale))
+            elif "page" in line:
+                with Image.open(line["page"]) as page:
+                    page = page.convert("RGB")
+                for entry in line["items"]:
+                    i = todo[int(entry["i"])]
+                    results[i] = WebShot(items[i], _cut(page, entry["rect"], items[i].scale))
     for i, r in enumerate(results):
         if r is None:
             results[i] = Skip(items[i].latex, "render_failed", "the browser returned no picture for this formula")
@@ -160,12 +159,13 @@ def render_katex(items: Sequence[WebItem], page_size: int = 40, timeout: float |
     return results  # type: ignore[return-value]
 
 
-def _trim_edges(image: Image.Image, px: int) -> Image.Image:
-    """Cut ``px`` pixels off each side: an element box of fractional size is screenshotted
-    rounded out, and the outermost row or column can be the page behind it."""
-    if image.width <= 2 * px or image.height <= 2 * px:
-        return image
-    return image.crop((px, px, image.width - px, image.height - px))
+def _cut(page: Image.Image, rect: Sequence[float], scale: int) -> Image.Image:
+    """One formula's element box (CSS px) out of a full-page screenshot (device px), 2 CSS px
+    inside its edges: a box at fractional coordinates has edge pixels shared with the page."""
+    x, y, w, h = (float(v) * scale for v in rect)
+    inset = 2 * scale
+    box = (int(np.ceil(x)) + inset, int(np.ceil(y)) + inset, int(np.floor(x + w)) - inset, int(np.floor(y + h)) - inset)
+    return page.crop(box)
 
 
 def parse_colour(colour: str) -> tuple[int, int, int]:

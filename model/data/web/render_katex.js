@@ -8,15 +8,17 @@
 //    "items": [{"latex": "x^2", "px": 18, "display": true, "scale": 1,
 //               "color": "#000000", "background": "#ffffff"}, ...]}
 // Output (stdout, one JSON object per line, in item order within each page):
-//   {"i": 0, "file": "/tmp/x/0.png"}            the formula's box, padded by PAD css px
 //   {"i": 1, "error": "KaTeX parse error: ..."} KaTeX refused it (throwOnError, strict)
+//   {"page": "/tmp/x/page-0.png", "items": [{"i": 0, "rect": [x, y, w, h]}, ...]}
+//        a full-page screenshot (device pixels) and each formula's element box on it, in CSS
+//        px: the formula with PAD css px of its own background around it
 //   {"done": true, "katex": "0.16.x", "browser": "..."} at the end
 //   {"fatal": "..."}                             and exit code 1 when nothing can be drawn
 //
 // KaTeX typesets in Node (renderToString) so a formula it cannot draw is reported, never drawn
 // wrong; the browser only lays out and paints the HTML.  The KaTeX CSS is inlined with its
 // woff2 fonts as data: URLs and the page is filled with page.setContent, so nothing is fetched
-// from disk or network.  Many formulas share one page load.
+// from disk or network.  Many formulas share one page load and one screenshot.
 "use strict";
 
 const fs = require("fs");
@@ -25,6 +27,7 @@ const katex = require("katex");
 const { chromium } = require("playwright-core");
 
 const PAD = 40; // css px of background around each formula (a sloppy crop needs <= 30 device px)
+const GAP = 8;  // css px of page between formulas, so that no box touches another
 const FLAGS = [
   "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -75,6 +78,7 @@ async function renderPage(context, css, page, batch, opts) {
   if (!drawn.length) return;
   const doc = `<!DOCTYPE html><html><head><meta charset="utf-8"><style>${css}
 html,body{margin:0;padding:0;background:#fff}
+body{display:flex;flex-wrap:wrap;align-items:flex-start;gap:${GAP}px;padding:${GAP}px}
 .f{display:block;width:max-content;padding:${PAD}px;margin:0}
 .f .katex-display{margin:0}
 </style></head><body>${blocks.join("\n")}</body></html>`;
@@ -84,17 +88,20 @@ html,body{margin:0;padding:0;background:#fff}
     return [...document.fonts].filter((f) => f.status === "error").map((f) => f.family);
   });
   if (failed.length) throw new Error(`KaTeX fonts did not load: ${[...new Set(failed)].join(", ")}`);
-  for (const i of drawn) {
-    const file = path.join(opts.outDir, `${i}.png`);
-    await page.locator(`#f${i}`).screenshot({ path: file, animations: "disabled", caret: "hide",
-                                              timeout: opts.timeoutMs });
-    emit({ i, file });
-  }
+  // one screenshot of the whole page; each formula's element box is cut out of it by the caller
+  const rects = await page.$$eval(".f", (els) => els.map((e) => {
+    const r = e.getBoundingClientRect();
+    return [Number(e.id.slice(1)), r.left + window.scrollX, r.top + window.scrollY, r.width, r.height];
+  }));
+  const file = path.join(opts.outDir, `page-${opts.pages++}.png`);
+  await page.screenshot({ path: file, fullPage: true, animations: "disabled", caret: "hide",
+                          timeout: opts.timeoutMs });
+  emit({ page: file, items: rects.map(([i, x, y, w, h]) => ({ i, rect: [x, y, w, h] })) });
 }
 
 async function main() {
   const input = JSON.parse(fs.readFileSync(0, "utf8"));
-  const opts = { outDir: input.outDir, timeoutMs: input.timeoutMs || 30000 };
+  const opts = { outDir: input.outDir, timeoutMs: input.timeoutMs || 30000, pages: 0 };
   const pageSize = Math.max(1, input.pageSize || 40);
   const css = inlinedCss();
   const browser = await chromium.launch({
