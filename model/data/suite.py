@@ -457,6 +457,11 @@ def run(args: argparse.Namespace) -> int:
     if args.n < 1:
         print("im2latex data suite: --n must be at least 1.", file=sys.stderr)
         return 2
+    unknown = [s for s in styles if s not in STYLES]
+    if unknown or not styles:
+        print(f"im2latex data suite: unknown style {unknown[0] if unknown else '(none)'!r}; choose from "
+              f"{', '.join(STYLES)}.", file=sys.stderr)
+        return 2
     try:
         train = training_formulas(args.corpus)
         formulas: list[str] = []
