@@ -2,7 +2,7 @@
 
 Steps: ``corpus`` (formula lists -> <data>/corpus), ``render`` (corpus -> <data>/shards),
 ``build`` (both, every split, one command), ``preview`` (a picture of what the model is fed),
-``verify`` (check shards for damage).
+``verify`` (check shards for damage), ``suite`` (the snip-style evaluation suite).
 """
 
 from __future__ import annotations
