@@ -1,153 +1,176 @@
-"""Snip-to-LaTeX latency of one medium formula: greedy decoding on the CPU with 2 threads.
+"""Snip latency: one test-split formula image in, LaTeX out, through ``Recognizer.recognize``.
 
-Uses the bundled model when there is one (``$IM2LATEX_MODEL`` or resources/model/), else the
-default ModelConfig with untrained weights, which is fine for timing.  Decoding is forced to a
-fixed number of tokens (EOS is forbidden until then), so an untrained model's random EOS does
-not make the numbers meaningless and runs are comparable between models.  Prints a summary and
-writes benchmarks/latency.json.
+Per length bucket (short < 10 tokens, medium 10-40, long 41-150), greedy and beam 4, on the CPU
+with 1 and 2 threads (and the GPU when there is one): p50 and p95 over the bucket's images.  A
+figure is the whole snip as the app sees it: image conversion, preprocessing, encoding and
+decoding.  The thread counts are interleaved image by image, so load on a shared machine falls
+on all of them alike.
 
-    .venv/bin/python benchmarks/latency.py [--runs 30] [--tokens 30] [--threads 2]
+Without a trained model (none bundled, none given) the default network with untrained weights
+is timed, its decoding forced to each formula's reference length (an untrained model's EOS
+falls at random), and the result says so.
+
+    .venv/bin/python benchmarks/latency.py [--model DIR] [--per-bucket 20] [--threads 1,2] [--beams 1,4]
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
+import model  # noqa: E402,F401  (sets OMP_WAIT_POLICY before torch loads OpenMP)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from PIL import Image  # noqa: E402
 
-from model.batching import pad_batch  # noqa: E402
-from model.checkpoint import load_model  # noqa: E402
-from model.config import ModelConfig  # noqa: E402
-from model.decoding import greedy_decode  # noqa: E402
-from model.errors import Im2LatexError  # noqa: E402
-from model.inference import default_model_path  # noqa: E402
-from model.network import Im2LatexModel, count_parameters  # noqa: E402
-from model.preprocess import preprocess  # noqa: E402
+from benchmarks.machine import machine_info  # noqa: E402
+from benchmarks.testset import TEST_SPLIT, TestSample, bucketed_samples, model_path  # noqa: E402
+from model.metrics import tokens_of  # noqa: E402
 
-FORMULA = r"\frac{-b\pm\sqrt{b^{2}-4ac}}{2a}=x_{1,2}"
 UNTRAINED_VOCAB = 600  # about the size of the corpus vocabulary
 
-
-def render(latex: str, dpi: int = 200) -> Image.Image:
-    """The formula drawn with matplotlib mathtext, black on white, as a screen snip would be."""
-    from matplotlib import mathtext
-
-    buffer = io.BytesIO()
-    mathtext.math_to_image(f"${latex}$", buffer, dpi=dpi, format="png", color="black")
-    buffer.seek(0)
-    rgba = Image.open(buffer).convert("RGBA")
-    return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+Snip = Callable[[TestSample, int], str]  # (sample, beam) -> LaTeX
 
 
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(np.array(values), q))
+def percentiles(seconds: list[float]) -> dict:
+    """p50/p95/mean in milliseconds (numpy's linear interpolation), and how many."""
+    values = np.array(seconds) * 1000.0
+    return {"n": len(seconds), "p50_ms": round(float(np.percentile(values, 50)), 1),
+            "p95_ms": round(float(np.percentile(values, 95)), 1), "mean_ms": round(float(values.mean()), 1)}
 
 
-def pick_model() -> tuple[Im2LatexModel, ModelConfig, str, bool]:
-    path = default_model_path()
-    try:
-        loaded = load_model(path, device="cpu")
-        return loaded.model, loaded.config, str(path), True
-    except Im2LatexError as error:
-        print(f"no trained model ({error}); timing untrained default weights", file=sys.stderr)
-    torch.manual_seed(0)
+def recognizer_snip(recognizer) -> Snip:
+    return lambda sample, beam: recognizer.recognize(sample.image, beam=beam).latex
+
+
+def untrained_snip(seed: int = 0) -> tuple[Snip, object]:
+    """The default network with random weights, decoding forced to the reference length."""
+    from model.batching import pad_batch
+    from model.config import ModelConfig
+    from model.decoding import beam_search, greedy_decode
+    from model.network import Im2LatexModel
+    from model.preprocess import preprocess
+
+    torch.manual_seed(seed)
     config = ModelConfig(vocab_size=UNTRAINED_VOCAB)
-    return Im2LatexModel(config).eval(), config, f"untrained default ModelConfig (vocab {UNTRAINED_VOCAB})", False
+    model = Im2LatexModel(config).eval()
+
+    def snip(sample: TestSample, beam: int) -> str:
+        images, sizes = pad_batch([preprocess(sample.image.convert("RGB"), config.input)])
+        n = min(sample.tokens, config.max_len - 2)
+        if beam == 1:
+            greedy_decode(model, images, sizes, n + 2, min_len=n)
+        else:
+            beam_search(model, images, sizes, beam, n + 2, min_len=n)
+        return ""
+
+    return snip, model
 
 
-def measure(model: Im2LatexModel, config: ModelConfig, image: Image.Image, tokens: int, threads: int,
-            runs: int) -> dict:
-    """Median/p95 of preprocess + encode + a fixed-length greedy decode, with ``threads`` threads."""
-    torch.set_num_threads(threads)
-    max_len = min(tokens + 1, config.max_len)
+def time_bucket(snip: Snip, samples: list[TestSample], beam: int, threads: list[int] | None) -> dict:
+    """Each image once per thread count, thread counts interleaved; {threads: [seconds]} and outputs."""
+    keys = threads or [0]
+    seconds: dict[int, list[float]] = {t: [] for t in keys}
+    out_tokens: list[int] = []
+    for sample in samples:
+        for t in keys:
+            if t:
+                torch.set_num_threads(t)
+            start = time.perf_counter()
+            latex = snip(sample, beam)
+            seconds[t].append(time.perf_counter() - start)
+        out_tokens.append(len(tokens_of(latex)) if latex else sample.tokens)
+    return {"seconds": seconds, "out_tokens": out_tokens}
 
-    def once() -> tuple[float, float, float]:
-        t0 = time.perf_counter()
-        images, sizes = pad_batch([preprocess(image, config.input)])
-        t1 = time.perf_counter()
-        with torch.inference_mode():
-            model.encode(images, sizes)
-        t2 = time.perf_counter()
-        decoded = greedy_decode(model, images, sizes, max_len, min_len=tokens)  # encodes again
-        t3 = time.perf_counter()
-        assert len(decoded[0].ids) == max_len - 1, "decoding did not run to the fixed length"
-        return t1 - t0, t2 - t1, t3 - t2
 
-    for _ in range(3):  # warm-up: allocator, oneDNN kernels, lazy imports
-        once()
-    prep, enc, total = [], [], []
-    for _ in range(runs):
-        p, e, d = once()
-        prep.append(p)
-        enc.append(e)
-        total.append(p + d)  # preprocess + the encode and decoding inside greedy_decode
-    median = statistics.median(total)
-    return {
-        "threads": threads,
-        "runs": runs,
-        "median_s": round(median, 4),
-        "p95_s": round(percentile(total, 95), 4),
-        "min_s": round(min(total), 4),
-        "preprocess_median_s": round(statistics.median(prep), 4),
-        "encode_median_s": round(statistics.median(enc), 4),
-        "decode_median_s": round(median - statistics.median(prep) - statistics.median(enc), 4),
-    }
+def warm_up(snip: Snip, samples: dict[str, list[TestSample]], threads: list[int] | None, beams: list[int]) -> None:
+    """One image of every bucket per setting, so no first call pays for lazy set-up."""
+    for t in threads or [0]:
+        if t:
+            torch.set_num_threads(t)
+        for beam in beams:
+            for bucket in samples.values():
+                if bucket:
+                    snip(bucket[0], beam)
+
+
+def measure(snip: Snip, samples: dict[str, list[TestSample]], device: str, threads: list[int] | None,
+            beams: list[int]) -> list[dict]:
+    """Rows {device, threads, beam, bucket, n, p50_ms, p95_ms, mean_ms, ref_tokens, out_tokens}."""
+    warm_up(snip, samples, threads, beams)
+    rows = []
+    for beam in beams:
+        for bucket, items in samples.items():
+            if not items:
+                continue
+            timed = time_bucket(snip, items, beam, threads)
+            for t, secs in timed["seconds"].items():
+                rows.append({"device": device, "threads": t or None, "beam": beam, "bucket": bucket,
+                             **percentiles(secs),
+                             "ref_tokens_mean": round(statistics.fmean(s.tokens for s in items), 1),
+                             "out_tokens_mean": round(statistics.fmean(timed["out_tokens"]), 1)})
+    return rows
+
+
+def run_latency(model: str | None = None, per_bucket: int = 20, threads: list[int] = (1, 2),
+                beams: list[int] = (1, 4), split: Path = TEST_SPLIT) -> dict:
+    """The whole latency table as a dict (what ``results.json`` holds under "latency")."""
+    from model.inference import Recognizer, default_threads
+
+    path, how = model_path(model)
+    samples = bucketed_samples(split, per_bucket)
+    result: dict = {"split": str(split), "per_bucket": per_bucket, "app_threads": default_threads(),
+                    "machine_before": machine_info()}
+    if path is not None:
+        recognizer = Recognizer(model_path=path, device="cpu")
+        recognizer.load()
+        snip = recognizer_snip(recognizer)
+        result.update(model=str(path), model_source=how, trained=True, int8=recognizer.int8)
+    else:
+        snip, _ = untrained_snip()
+        result.update(model=f"untrained default ModelConfig (vocab {UNTRAINED_VOCAB}), decoding forced "
+                            "to the reference length", model_source=how, trained=False, int8=False)
+    rows = measure(snip, samples, "cpu", list(threads), list(beams))
+    if torch.cuda.is_available() and path is not None:
+        gpu = Recognizer(model_path=path, device="cuda")
+        gpu.load()
+        rows += measure(recognizer_snip(gpu), samples, "cuda", None, list(beams))
+    result["rows"] = rows
+    result["machine_after"] = machine_info()
+    return result
+
+
+def markdown(result: dict) -> str:
+    lines = ["| device | threads | decoding | formulas | n | p50 ms | p95 ms | tokens out (ref) |",
+             "|---|---:|---|---|---:|---:|---:|---:|"]
+    for r in result["rows"]:
+        decoding = "greedy" if r["beam"] == 1 else f"beam {r['beam']}"
+        lines.append(f"| {r['device']} | {r['threads'] or '-'} | {decoding} | {r['bucket']} | {r['n']} | "
+                     f"{r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['out_tokens_mean']:.0f} ({r['ref_tokens_mean']:.0f}) |")
+    return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--tokens", type=int, default=30, help="decode exactly this many tokens")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--per-bucket", type=int, default=20)
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--beams", default="1,4")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "latency.json")
     args = parser.parse_args()
-
-    load_before = os.getloadavg()  # other work on the machine shows up in the numbers
-    model, config, model_name, trained = pick_model()
-    image = render(FORMULA)
-    array = preprocess(image, config.input)
-    main_run = measure(model, config, image, args.tokens, args.threads, args.runs)
-    result = {
-        "model": model_name,
-        "trained": trained,
-        "parameters": count_parameters(model),
-        "formula": FORMULA,
-        "snip_size": list(image.size),
-        "input_size": list(array.shape),
-        "tokens": args.tokens,
-        **main_run,
-        "torch": torch.__version__,
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "load_average_before": [round(x, 2) for x in load_before],
-        "note": ("untrained weights, decoding forced to a fixed length; " if not trained else "")
-                + "measured on a machine that may be shared; compare medians, not single runs",
-    }
-    if args.threads != 1:  # on a busy machine a single thread can beat several spinning ones
-        result["one_thread"] = measure(model, config, image, args.tokens, 1, args.runs)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    result = run_latency(args.model, args.per_bucket, [int(t) for t in args.threads.split(",")],
+                         [int(b) for b in args.beams.split(",")])
     args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    print(f"{model_name}: {result['parameters']:,} parameters, input {array.shape[0]}x{array.shape[1]}, "
-          f"{args.tokens} tokens")
-    for run in [main_run] + ([result["one_thread"]] if "one_thread" in result else []):
-        print(f"{run['threads']} thread(s): median {run['median_s'] * 1000:.1f} ms, p95 {run['p95_s'] * 1000:.1f} ms "
-              f"(preprocess {run['preprocess_median_s'] * 1000:.1f} ms, encode {run['encode_median_s'] * 1000:.1f} ms, "
-              f"decode {run['decode_median_s'] * 1000:.1f} ms)")
-    if not trained:
-        print("note: untrained weights (no model bundle found); timing only, the output is noise")
+    print(result["model"])
+    print(markdown(result))
     print(f"wrote {args.out}")
     return 0
 

@@ -90,6 +90,56 @@ def choose_device(requested: str | None = None) -> str:
     raise DeviceError(f"Unknown device '{requested}'; use auto, cpu, cuda, cuda:N or mps.")
 
 
+# More threads than this buy nothing for one snip (the decoder's matrices are small) and take
+# cores from the rest of the desktop.
+MAX_DEFAULT_THREADS = 4
+# Dynamic int8 quantization of the Linear layers by default on the CPU (measured: benchmarks/RESULTS.md).
+INT8_DEFAULT = False
+
+
+def physical_cores() -> int:
+    """Physical CPU cores this process may use (hyper-threads counted once), at least 1."""
+    try:
+        allowed = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        allowed = os.cpu_count() or 1
+    cores: set[tuple[str, str]] = set()
+    try:
+        package = ""
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "physical id":
+                    package = value.strip()
+                elif key == "core id":
+                    cores.add((package, value.strip()))
+    except OSError:
+        pass
+    return max(1, min(allowed, len(cores) or allowed))
+
+
+def default_threads() -> int:
+    """torch threads for recognition when none are asked for: min(physical cores, 4)."""
+    return max(1, min(physical_cores(), MAX_DEFAULT_THREADS))
+
+
+def quantize_linear_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """The model with every ``nn.Linear`` swapped for a dynamically quantized int8 one (CPU only).
+
+    Weights become int8 once; activations are quantized on the fly.  Convolutions and the tied
+    output projection stay float.  torch marks this API deprecated, so its warnings are silenced
+    here rather than shown to the user.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from torch.ao.quantization import quantize_dynamic
+
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=False).eval()
+
+
 def _is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, torch.cuda.OutOfMemoryError) or (
         isinstance(error, RuntimeError) and "out of memory" in str(error).lower())
@@ -98,9 +148,12 @@ def _is_out_of_memory(error: BaseException) -> bool:
 class Recognizer:
     def __init__(self, model_path: str | Path | None = None, device: str | None = None, *,
                  threads: int | None = None, warmup: bool = False,
-                 time_budget: float | None = DEFAULT_TIME_BUDGET, max_tokens: int | None = None):
+                 time_budget: float | None = DEFAULT_TIME_BUDGET, max_tokens: int | None = None,
+                 int8: bool | None = None):
         """``time_budget``: seconds per recognize call (None: unbounded); ``max_tokens``: at most this
-        many tokens per formula (None: the model's own limit)."""
+        many tokens per formula (None: the model's own limit); ``threads``: torch's CPU threads
+        (None: torch's own count capped at ``default_threads()``); ``int8``: dynamic int8 Linear
+        layers on the CPU (None: ``INT8_DEFAULT``)."""
         self.time_budget = time_budget
         self.max_tokens = max_tokens
         self.model_path = Path(model_path).expanduser() if model_path else default_model_path()
@@ -108,6 +161,8 @@ class Recognizer:
         self._device: str | None = None
         self._threads = threads
         self._warmup = warmup
+        self._int8_requested = INT8_DEFAULT if int8 is None else bool(int8)
+        self.int8 = False  # True once the loaded model's Linear layers are int8
         self._loaded: LoadedModel | None = None
         self._lock = threading.RLock()
         self._call_budget: float | None = None  # the running call's time budget (set under the lock)
@@ -137,7 +192,13 @@ class Recognizer:
             if self._loaded is None:
                 if self._threads:
                     torch.set_num_threads(int(self._threads))
-                self._loaded = load_model(self.model_path, device=self.device)
+                elif torch.get_num_threads() > default_threads():
+                    torch.set_num_threads(default_threads())  # a caller's lower setting stays
+                loaded = load_model(self.model_path, device=self.device)
+                if self._int8_requested and self.device == "cpu":
+                    loaded.model = quantize_linear_int8(loaded.model)
+                    self.int8 = True
+                self._loaded = loaded
                 if self._warmup:
                     self.warm_up()
             return self._loaded

@@ -1,0 +1,148 @@
+"""The benchmark suite's pieces and the performance settings of the Recognizer.
+
+Fast checks only: the suite itself (`make bench`) takes minutes and is not part of the tests.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # benchmarks/ is not an installed package
+
+from benchmarks import report  # noqa: E402
+from benchmarks.latency import percentiles  # noqa: E402
+from benchmarks.machine import machine_info, short_machine  # noqa: E402
+from benchmarks.speedups import plain_greedy  # noqa: E402
+from benchmarks.testset import bucket_of  # noqa: E402
+from model.config import ModelConfig  # noqa: E402
+from model.decoding import greedy_decode  # noqa: E402
+from model.inference import Recognizer, default_threads, physical_cores  # noqa: E402
+from model.network import Im2LatexModel  # noqa: E402
+from model.vocab import EOS  # noqa: E402
+
+
+def test_core_and_thread_counts_are_sane():
+    assert 1 <= physical_cores() <= (os.cpu_count() or 1)
+    assert 1 <= default_threads() <= 4
+    assert default_threads() == min(physical_cores(), 4)
+
+
+def test_machine_info_names_the_conditions():
+    info = machine_info()
+    assert info["cpu"] and info["physical_cores"] >= 1 and len(info["load_average"]) == 3
+    assert info["torch"] == torch.__version__ and info["torch_threads"] == torch.get_num_threads()
+    line = short_machine(info)
+    assert "cores" in line and "torch" in line and "OMP_WAIT_POLICY" in line
+
+
+def test_length_buckets_follow_the_issue():
+    assert [bucket_of(n) for n in (0, 1, 9, 10, 40, 41, 150, 151)] == [
+        None, "short", "short", "medium", "medium", "long", "long", None]
+
+
+def test_percentiles_are_in_milliseconds():
+    stats = percentiles([0.1, 0.2, 0.3, 0.4, 1.0])
+    assert stats["n"] == 5 and stats["p50_ms"] == 300.0 and 400.0 < stats["p95_ms"] <= 1000.0
+
+
+def test_the_no_early_stop_reference_decodes_what_greedy_decodes():
+    """The batch early-stop comparison is only fair if both variants produce the same tokens."""
+    torch.manual_seed(1)
+    model = Im2LatexModel(ModelConfig(vocab_size=40, d_model=32, nhead=4, decoder_layers=1, dim_feedforward=64,
+                                      encoder_stages=1, max_len=24)).eval()
+    images = torch.rand(3, 1, 32, 64)
+    sizes = torch.tensor([[32, 64], [32, 48], [16, 64]])
+    with torch.inference_mode():
+        rows = plain_greedy(model, images, sizes, 0, 24)
+        reference = greedy_decode(model, images, sizes, 24)
+    for row, decoded in zip(rows, reference):
+        ids = row[: row.index(EOS)] if EOS in row else row
+        assert ids == decoded.ids
+
+
+def test_a_lower_thread_setting_of_the_caller_is_kept(tiny_model_dir):
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        Recognizer(model_path=tiny_model_dir.bundle, device="cpu").load()
+        assert torch.get_num_threads() == 1
+        Recognizer(model_path=tiny_model_dir.bundle, device="cpu", threads=2).load()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_int8_recognizer_quantizes_the_linear_layers_and_still_reads(tiny_model_dir):
+    r = Recognizer(model_path=tiny_model_dir.bundle, device="cpu", int8=True)
+    model = r.load().model
+    assert r.int8
+    kinds = [type(m) for m in model.modules()]
+    assert torch.nn.Linear not in kinds
+    assert any(k.__module__.startswith("torch.ao.nn.quantized.dynamic") for k in kinds)
+    results = r.recognize_batch(tiny_model_dir.images)
+    correct = sum(res.latex == ref for res, ref in zip(results, tiny_model_dir.formulas))
+    assert correct >= len(tiny_model_dir.formulas) - 1  # int8 may cost the tiny model one formula at most
+    assert not Recognizer(model_path=tiny_model_dir.bundle, device="cpu", int8=False).int8
+
+
+def _results() -> dict:
+    machine = {"cpu": "Test CPU", "physical_cores": 2, "load_average": [0.5, 0.4, 0.3], "torch": "2.x",
+               "omp_wait_policy": "PASSIVE"}
+    return {
+        "generated": "2026-01-01 00:00", "machine": machine, "machine_after": machine, "model": "m",
+        "model_source": "--model",
+        "latency": {"app_threads": 2, "per_bucket": 3, "machine_before": machine, "rows": [
+            {"device": "cpu", "threads": 2, "beam": 1, "bucket": "medium", "n": 3, "p50_ms": 100.0, "p95_ms": 260.0,
+             "mean_ms": 120.0, "ref_tokens_mean": 20.0, "out_tokens_mean": 21.0},
+            {"device": "cpu", "threads": 1, "beam": 1, "bucket": "medium", "n": 3, "p50_ms": 90.0, "p95_ms": 100.0,
+             "mean_ms": 95.0, "ref_tokens_mean": 20.0, "out_tokens_mean": 21.0}]},
+        "startup": {"skipped": "no model"},
+    }
+
+
+def test_targets_are_read_at_the_apps_thread_count():
+    by_name = {t["what"]: t for t in report.targets(_results())}
+    assert by_name["medium formula, greedy, p50"]["measured"] == 100.0
+    assert by_name["medium formula, greedy, p50"]["met"] is True
+    assert by_name["medium formula, greedy, p95"]["met"] is False
+    assert by_name["launch to main window"]["met"] is None
+
+
+def test_results_markdown_and_readme_block(tmp_path):
+    text = report.results_markdown(_results())
+    assert "## Targets" in text and "## Snip latency" in text and "| cpu | 2 | greedy | medium | 3 | 100 | 260 |" in text
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n## Performance\n\n{report.README_START}\nold\n{report.README_END}\n\nmore\n")
+    assert report.update_readme(_results(), readme)
+    updated = readme.read_text()
+    assert "old" not in updated and "benchmarks/RESULTS.md" in updated and updated.endswith("more\n")
+    plain = tmp_path / "plain.md"
+    plain.write_text("# no markers\n")
+    assert not report.update_readme(_results(), plain)
+
+
+@pytest.mark.slow
+def test_the_app_shows_its_window_before_torch_loads_and_loads_it_off_the_ui_thread(tiny_model_dir, tmp_path):
+    image = tiny_model_dir.images[0]
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", IM2LATEX_DATA_DIR=str(tmp_path / "d"),
+               IM2LATEX_CONFIG_DIR=str(tmp_path / "c"), IM2LATEX_RUNTIME_DIR=str(tmp_path / "r"))
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "app_probe.py"), "--model",
+                           str(tiny_model_dir.bundle), "--image", str(image), "--idle-seconds", "0.2"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("PROBE "))
+    import json
+
+    events = json.loads(line[len("PROBE "):])
+    assert "error" not in events, events
+    assert events["torch_loaded_at_show"] is False
+    assert events["torch_import_on_main_thread"] is False
+    assert events["probe_start"] < events["window_shown"] < events["model_ready"] < events["result"]
+    assert events["latex"] == tiny_model_dir.formulas[0]
+    assert events["memory_idle_kb"]["VmRSS"] > 0
