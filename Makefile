@@ -49,8 +49,10 @@ train-stop:
 eval: install
 	$(BIN)/im2latex evaluate --split $(DATA)/shards/val --out $(RUN)/val_report.json
 
+# Every benchmark (minutes): benchmarks/results.json, benchmarks/RESULTS.md and the README's table;
+# e.g. BENCH_ARGS="--quick" or BENCH_ARGS="--model runs/latest/best.pt --parts latency,startup".
 bench: install
-	$(BIN)/python benchmarks/latency.py
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache
