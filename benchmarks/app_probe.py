@@ -30,6 +30,9 @@ def _audit(event: str, args: tuple) -> None:
         EVENTS["torch_import_thread"] = threading.current_thread().name
         EVENTS["torch_import_on_main_thread"] = threading.current_thread() is threading.main_thread()
         EVENTS["torch_import_at"] = time.time()
+        qtcore = sys.modules.get("PySide6.QtCore")
+        if qtcore is not None:  # the Qt name of the importing thread ("recognition" for the worker)
+            EVENTS["torch_import_qthread"] = qtcore.QThread.currentThread().objectName()
 
 
 sys.addaudithook(_audit)

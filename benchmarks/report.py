@@ -88,10 +88,12 @@ def _startup_table(startup: dict) -> str:
         ("warm-up (one dummy recognition, in the background)", f"{load['warm_up_s']:.2f} s"),
         ("first recognition after warm-up (long formula)", f"{load['first_recognition_s']:.2f} s"),
         ("launch -> main window shown (offscreen)", f"{app['launch_to_window_s']:.2f} s"),
+        ("launch -> torch import starts (worker thread, after the window)",
+         "-" if app.get("launch_to_torch_import_s") is None else f"{app['launch_to_torch_import_s']:.2f} s"),
         ("launch -> model ready (first snip answered at once)", f"{app['launch_to_model_ready_s']:.2f} s"),
         ("launch -> first result (long formula submitted when ready + idle pause)", f"{app['launch_to_first_result_s']:.2f} s"),
         ("torch imported before the window showed", "yes (bad)" if app["torch_loaded_at_show"] else "no"),
-        ("thread that imported torch", f"{app['torch_import_thread']}"
+        ("thread that imported torch (Qt name)", f"{app['torch_import_thread']}"
                                        + (" (the UI thread: bad)" if app["torch_import_on_main_thread"] else "")),
         ("app idle RSS (model loaded) / PSS / anonymous",
          f"{app['idle_rss_mb']:.0f} / {app['idle_pss_mb']:.0f} / {app['idle_anonymous_mb']:.0f} MB"),
@@ -188,6 +190,10 @@ def results_markdown(results: dict) -> str:
         parts += [f"| {c['change']} | {c['before']} | {c['after']} | {c['how']} |" for c in results["changes"]]
     if results.get("startup") and "skipped" not in results["startup"]:
         parts += ["", "## Start-up and memory", "", _startup_table(results["startup"])]
+    if results.get("memory"):
+        from benchmarks.memory import markdown as memory_markdown
+
+        parts += ["", "## Where the memory goes", "", memory_markdown(results["memory"])]
     if results.get("throughput") and "skipped" not in results["throughput"]:
         parts += ["", "## Batch throughput", "", _throughput_table(results["throughput"])]
     if results.get("train_speed"):

@@ -2,9 +2,9 @@
 
 Parts (all by default): latency (per snip, by length, greedy/beam 4, 1/2 threads, GPU when
 present), speedups (before/after of each speed-up), startup (model load, launch to window, to
-first recognition, RSS), throughput (``im2latex predict`` on 200 images), train (samples/s of
-the real training step).  Rendering throughput is read from ``benchmarks/render_speed.json``
-(``benchmarks/render_speed.py`` writes it; rendering needs TeX and minutes).
+first recognition, RSS), memory (RSS step by step), throughput (``im2latex predict`` on 200
+images), train (samples/s of the real training step).  Rendering throughput is read from
+``benchmarks/render_speed.json`` (``benchmarks/render_speed.py`` writes it; it needs TeX and minutes).
 
 The model is ``--model``, else ``$IM2LATEX_MODEL``, else the bundled ``resources/model``; with
 none, latency and speed-ups time untrained weights at forced lengths and the rest is skipped.
@@ -30,7 +30,7 @@ from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.report import render_summary, targets, write_reports  # noqa: E402
 from benchmarks.testset import model_path  # noqa: E402
 
-PARTS = ("latency", "speedups", "startup", "throughput", "train")
+PARTS = ("latency", "speedups", "startup", "memory", "throughput", "train")
 CHANGES_FILE = REPO / "benchmarks" / "changes.json"  # hand-kept log of code changes and their measured effect
 
 
@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", type=Path, default=REPO / "benchmarks")
     parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
     parser.add_argument("--note", action="append", default=[], help="a remark to print with the conditions")
+    parser.add_argument("--cpu-torch-python", default=None,
+                        help="a Python with a CPU-only torch build, to compare import memory with")
     args = parser.parse_args(argv)
     parts = [p for p in args.parts.split(",") if p]
     unknown = set(parts) - set(PARTS)
@@ -84,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.startup import run_startup
 
         timed("startup", lambda: run_startup(model_arg, runs=1 if quick else 3))
+    if "memory" in parts and path is not None:
+        from benchmarks.memory import run_memory
+
+        timed("memory", lambda: run_memory(path, args.cpu_torch_python))
     if "throughput" in parts:
         from benchmarks.throughput import run_throughput
 
