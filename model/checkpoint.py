@@ -6,21 +6,29 @@ file holding everything needed to resume: config, vocabulary, full-precision wei
 and scheduler state, step and meta.  Files are always read with ``torch.load(weights_only=True)``
 so a model file from elsewhere cannot run code, and written to a temporary file that replaces
 the target only when complete.
+
+A model file may come from anywhere, so everything read is checked before use and every flaw
+becomes one ``CheckpointError`` sentence naming the file: JSON files are size-limited and may
+not nest absurdly, configuration numbers must have the right type and a sane range, a
+vocabulary may not list a token twice, and weights must fit the network and be finite.
+(``tests/test_hostile_checkpoints.py`` tries the ways a file can be hostile.)
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import tempfile
+import warnings
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
 
-from .config import ModelConfig
+from .config import InputSpec, ModelConfig
 from .errors import CheckpointError, ModelNotFoundError
 from .network import Im2LatexModel
 from .vocab import Vocab, write_json_atomic
@@ -31,6 +39,8 @@ TRAINING_KIND = "im2latex-training-checkpoint"
 BUNDLE_KIND = "im2latex-bundle-weights"
 _CODE_SIGNS = ("GLOBAL", "Can only create new object", "Can only build")
 HOW_TO_GET = ("train one with `im2latex train ...` or set IM2LATEX_MODEL to a model folder")
+MAX_JSON_BYTES = 32 * 2**20  # config, vocabulary and meta are kilobytes; more is not ours
+MAX_LEN_LIMIT = 100_000      # a decoder this long is no formula reader
 
 
 @dataclass
@@ -111,7 +121,9 @@ def save_training_checkpoint(path: str | Path, model: torch.nn.Module, config: M
 def _torch_load(path: Path) -> dict:
     """``torch.load`` with weights only, its many failure modes turned into one clear sentence each."""
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's note on old pickle protocols means nothing to a user
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         # The weights-only unpickler names the class or function a payload wanted to call;
         # anything else it rejects is broken bytes.
@@ -139,53 +151,102 @@ def _torch_load(path: Path) -> dict:
 
 
 def _read_json(path: Path) -> object:
+    """A small JSON file; too big, too deeply nested or not JSON is a CheckpointError."""
     try:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise CheckpointError(f"The file {path} is too large ({path.stat().st_size / 2**20:.0f} MiB) "
+                                  "to be part of an im2latex model.")
         with open(path, encoding="utf-8") as f:
             return json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError):
         raise CheckpointError(f"The file {path} is unreadable or not valid JSON.") from None
 
 
-def _check_vocab(config: ModelConfig, vocab: Vocab) -> None:
+def _check_vocab(config: ModelConfig, vocab: Vocab, where: Path | None = None) -> None:
     if config.vocab_size != len(vocab):
+        place = f" in {where}" if where is not None else ""
         raise CheckpointError(
-            f"The vocabulary has {len(vocab)} tokens but the model is configured for "
+            f"The vocabulary has {len(vocab)} tokens but the model{place} is configured for "
             f"{config.vocab_size}; the model files do not belong together.")
+
+
+# (low, high) bounds of each configuration number; ints must be ints, floats may be ints.
+_CONFIG_RANGES = {
+    "vocab_size": (5, 10**7), "encoder_stages": (1, 4), "d_model": (4, 2**16), "nhead": (1, 1024),
+    "decoder_layers": (1, 1000), "dim_feedforward": (1, 2**20), "dropout": (0.0, 0.99),
+    "max_len": (2, MAX_LEN_LIMIT),
+}
+_INPUT_RANGES = {
+    "glyph_height": (1.0, 1000.0), "margin": (0, 1000), "grid": (1, 1024), "max_height": (1, 100_000),
+    "max_width": (1, 100_000), "min_ink_pixels": (0, 10**8),
+}
 
 
 def _config_from(data: object, where: Path) -> ModelConfig:
     try:
         if not isinstance(data, dict):
-            raise TypeError
-        return ModelConfig.from_dict(data)
+            raise TypeError("not a JSON object")
+        if not isinstance(data.get("input", {}), dict):
+            raise TypeError("its input section is not a JSON object")
+        config = ModelConfig.from_dict(data)
+        _check_numbers(config, _CONFIG_RANGES, ModelConfig)
+        _check_numbers(config.input, _INPUT_RANGES, InputSpec)
+        if config.d_model % 4 or config.d_model % config.nhead:
+            raise ValueError("d_model must be a multiple of 4 and of nhead")
+        if config.input.max_height < config.input.grid or config.input.max_width < config.input.grid:
+            raise ValueError("the largest input must hold at least one grid cell")
+        return config
     except (TypeError, ValueError) as error:
-        raise CheckpointError(f"The model configuration in {where} is not valid ({error}).") from None
+        detail = str(error).rstrip(".") or type(error).__name__
+        raise CheckpointError(f"The model configuration in {where} is not valid ({detail}).") from None
+
+
+def _check_numbers(obj: object, ranges: dict[str, tuple], kind: type) -> None:
+    """Every number of ``obj`` of the right type and within ``ranges``; else ValueError naming it."""
+    defaults = kind()
+    for f in fields(kind):
+        if f.name not in ranges:
+            continue
+        value, default = getattr(obj, f.name), getattr(defaults, f.name)
+        wants_int = isinstance(default, int) and not isinstance(default, bool)
+        if isinstance(value, bool) or not isinstance(value, int if wants_int else (int, float)):
+            raise ValueError(f"{f.name} must be {'an integer' if wants_int else 'a number'}, not {value!r}")
+        low, high = ranges[f.name]
+        if not (math.isfinite(value) and low <= value <= high):
+            raise ValueError(f"{f.name} = {value!r} is outside {low}..{high}")
 
 
 def _vocab_from(tokens: object, where: Path) -> Vocab:
     try:
         if isinstance(tokens, dict):
-            return Vocab.from_json(tokens)
-        if not isinstance(tokens, list):
+            if not isinstance(tokens.get("format", 1), int):
+                raise ValueError("its format is not a number")
+            vocab = Vocab.from_json(tokens)
+        elif isinstance(tokens, list):
+            vocab = Vocab([str(t) for t in tokens])
+        else:
             raise ValueError("not a token list")
-        return Vocab([str(t) for t in tokens])
-    except ValueError as error:
-        raise CheckpointError(f"The vocabulary in {where} is not valid ({error}).") from None
+    except (ValueError, TypeError) as error:
+        raise CheckpointError(f"The vocabulary in {where} is not valid ({str(error).rstrip('.')}).") from None
+    if len(vocab.index) != len(vocab.tokens):
+        twice = next(t for i, t in enumerate(vocab.tokens) if vocab.index[t] != i)
+        raise CheckpointError(f"The vocabulary in {where} is not valid: it lists the token {twice!r} twice.")
+    return vocab
 
 
 def _build(config: ModelConfig, vocab: Vocab, state_dict: object, where: Path, device: str) -> Im2LatexModel:
-    _check_vocab(config, vocab)
+    _check_vocab(config, vocab, where)
     if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise CheckpointError(f"The weights in {where} are not a state dictionary.")
     embedding = state_dict.get("tok_emb.weight")
-    if embedding is not None and embedding.shape[0] != len(vocab):
+    if embedding is not None and embedding.ndim >= 1 and embedding.shape[0] != len(vocab):
         raise CheckpointError(
             f"The weights in {where} are for a vocabulary of {embedding.shape[0]} tokens, but the "
             f"vocabulary has {len(vocab)}; the model files do not belong together.")
     try:
         with torch.device("meta"):  # no time spent on random weights about to be overwritten
             model = Im2LatexModel(config)
-    except ValueError as error:
+    except (ValueError, TypeError, ZeroDivisionError, RuntimeError) as error:
         raise CheckpointError(f"The model configuration in {where} is not valid ({error}).") from None
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state_dict))
@@ -199,6 +260,10 @@ def _build(config: ModelConfig, vocab: Vocab, state_dict: object, where: Path, d
             raise CheckpointError(
                 f"The weights in {where} do not match the model configuration ({name} has shape "
                 f"{tuple(tensor.shape)}, expected {tuple(expected[name].shape)}).")
+    for name, tensor in state_dict.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"The weights in {where} are damaged: {name} holds numbers that are not "
+                                  "finite (NaN or infinity).")
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state_dict.items()}, assign=True)
     return model.to(device).eval()
 
