@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 
 from .batching import pad_batch
 from .checkpoint import LoadedModel, load_model
-from .decoding import Decoded, beam_search, greedy_decode
+from .decoding import DEFAULT_GUARD, Decoded, RepetitionGuard, beam_search, greedy_decode
 from .errors import Im2LatexError
 from .images import load_image
 from .preprocess import preprocess
@@ -156,6 +156,7 @@ class Recognizer:
         layers on the CPU (None: ``INT8_DEFAULT``)."""
         self.time_budget = time_budget
         self.max_tokens = max_tokens
+        self.guard: RepetitionGuard | None = DEFAULT_GUARD  # the loop guard; None turns it off
         self.model_path = Path(model_path).expanduser() if model_path else default_model_path()
         self._requested_device = device
         self._device: str | None = None
@@ -264,8 +265,8 @@ class Recognizer:
         if self.max_tokens is not None:
             max_len = min(max_len, int(self.max_tokens) + 1)  # max_len counts the BOS position
         if beam == 1:
-            return greedy_decode(loaded.model, images, sizes, max_len, time_budget=time_budget)
-        return beam_search(loaded.model, images, sizes, beam, max_len, time_budget=time_budget)
+            return greedy_decode(loaded.model, images, sizes, max_len, time_budget=time_budget, guard=self.guard)
+        return beam_search(loaded.model, images, sizes, beam, max_len, time_budget=time_budget, guard=self.guard)
 
     def _move_to_cpu(self) -> None:
         """After a GPU out-of-memory error: free the GPU and stay on the CPU from now on."""
