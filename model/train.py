@@ -278,7 +278,9 @@ def train(cfg: TrainConfig) -> Path:
     total0 = int(meta.get("total_steps", 0))
     seen0 = int(meta.get("samples_seen", 0))
     hours0 = float(meta.get("train_hours", 0.0))
-    best = float(meta.get("best_val_exact_match", -1.0)) if cfg.resume and str(cfg.resume).endswith("best.pt") else -1.0
+    # best = (exact match, BLEU-4): BLEU decides while exact match is still 0 early in training
+    best = ((float(meta.get("best_val_exact_match", -1.0)), float(meta.get("best_val_bleu4", -1.0)))
+            if cfg.resume and str(cfg.resume).endswith("best.pt") else (-1.0, -1.0))
     log_path = out / "metrics.jsonl"
     if rt.main:
         (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
@@ -346,8 +348,8 @@ def train(cfg: TrainConfig) -> Path:
                     f.write(json.dumps({"step": step, "total_step": total0 + step, **scores}) + "\n")
                 tqdm.write(f"step {total0 + step}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
                 plot_metrics(log_path, out / "metrics.png")
-                if scores["val_exact_match"] > best:
-                    best = scores["val_exact_match"]
+                if (scores["val_exact_match"], scores["val_bleu4"]) > best:
+                    best = (scores["val_exact_match"], scores["val_bleu4"])
                     save("best.pt", step, seen, hours, {f"best_{k}": v for k, v in scores.items()})
             if rt.main and step % cfg.save_every == 0:
                 save("last.pt", step, seen, hours)
