@@ -146,3 +146,10 @@ def test_the_app_shows_its_window_before_torch_loads_and_loads_it_off_the_ui_thr
     assert events["probe_start"] < events["window_shown"] < events["model_ready"] < events["result"]
     assert events["latex"] == tiny_model_dir.formulas[0]
     assert events["memory_idle_kb"]["VmRSS"] > 0
+
+
+def test_run_all_refuses_unknown_parts():
+    from benchmarks import run_all
+
+    with pytest.raises(SystemExit):
+        run_all.main(["--parts", "latency,warp-drive", "--no-readme"])
