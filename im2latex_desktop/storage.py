@@ -1,12 +1,14 @@
 """Small JSON files that survive crashes and corruption.
 
-Writes go to a temporary file that replaces the old one, so a crash leaves either version whole.
-A file that cannot be read is moved aside (kept for the curious, never deleted) and the caller
+Writes go to a temporary file that replaces the old one, so a crash leaves either version whole;
+the half-written temporary file a crash leaves behind is removed at the next read.  A file that
+cannot be read is moved aside (kept for the curious, never deleted) and the caller
 starts fresh and tells the user with the message returned.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import time
 from pathlib import Path
@@ -14,7 +16,7 @@ from typing import Any
 
 from model.vocab import write_json_atomic
 
-__all__ = ["write_json_atomic", "read_json_or_quarantine", "quarantine"]
+__all__ = ["write_json_atomic", "read_json_or_quarantine", "quarantine", "remove_stale_temporaries"]
 
 
 def quarantine(path: Path) -> Path:
@@ -29,11 +31,30 @@ def quarantine(path: Path) -> Path:
     return target
 
 
+def remove_stale_temporaries(path: Path) -> int:
+    """Delete what crashed writes of ``path`` left (``write_json_atomic``'s ``<name>*.tmp``); the count.
+
+    Only the one running app writes these files, and it reads them before writing, so a
+    temporary file seen here belongs to a write that never finished."""
+    removed = 0
+    try:
+        for stale in path.parent.glob(f"{glob.escape(path.name)}*.tmp"):
+            try:
+                stale.unlink()
+                removed += 1
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return removed
+
+
 def read_json_or_quarantine(path: Path, what: str) -> tuple[Any | None, str | None]:
     """Return ``(data, None)``, ``(None, None)`` when the file is absent, or ``(None, message)``.
 
     ``what`` names the file for the user ("history", "settings").
     """
+    remove_stale_temporaries(path)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
