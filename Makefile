@@ -83,3 +83,17 @@ eval-suite: install
 		PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund; }
 	nice -n 10 $(BIN)/im2latex data suite --out $(SUITE) --corpus $(DATA)/corpus
 	$(BIN)/im2latex evaluate --suite $(SUITE) --model $(MODEL) --out $(RUN)/suite_report.json
+
+# Reliability (issue 10): 10,000 fuzzed inputs through the reading path, and a 1,000-recognition
+# soak of the app's worker thread; each prints and writes its figures to benchmarks/*.json.
+.PHONY: fuzz soak bounds
+
+fuzz: install
+	nice -n 10 $(BIN)/python benchmarks/fuzz.py --cases 10000
+
+soak: install
+	QT_QPA_PLATFORM=offscreen nice -n 10 $(BIN)/python benchmarks/soak.py --recognitions 1000
+
+# How often the decoding bounds (length, time, repetition) hit on validation snips.
+bounds: install
+	nice -n 10 $(BIN)/python benchmarks/decoding_bounds.py --split $(DATA)/shards/val --samples 300
