@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import pickle
-import tempfile
 import warnings
 import zipfile
 from dataclasses import dataclass, field, fields
@@ -31,6 +29,7 @@ import torch
 from .config import InputSpec, ModelConfig
 from .errors import CheckpointError, ModelNotFoundError
 from .network import Im2LatexModel
+from .atomic import atomic_write
 from .vocab import Vocab, write_json_atomic
 
 FORMAT_VERSION = 1
@@ -56,17 +55,8 @@ class LoadedModel:
 
 
 def _torch_save_atomic(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "wb") as f:
+        torch.save(payload, f)
 
 
 def _half_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -37,10 +37,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import random
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
@@ -54,6 +52,7 @@ from model.data.shared_lists import (CorpusError, default_corpus_dir, research_f
                                      school_formulas, user_formulas)
 from model.errors import Im2LatexError
 from model.tokenizer import ARG_COUNT, LatexSyntaxError, detokenize, normalize, normalize_tokens, tokenize
+from model.atomic import atomic_write
 from model.vocab import Vocab, write_json_atomic
 
 SPLITS = ("train", "val", "test")
@@ -238,17 +237,10 @@ def _sources(corpus_dir: Path, extra_lists: Sequence[Path], generated: int, seed
 
 def _write_jsonl(path: Path, records: Iterable[_Record]) -> None:
     """Write atomically: a crash leaves the old file or the new one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for record in records:
-                f.write(json.dumps({"latex": detokenize(list(record.tokens)), "source": record.source},
-                                   ensure_ascii=False) + "\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the corpus is plain shared data
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        for record in records:
+            f.write(json.dumps({"latex": detokenize(list(record.tokens)), "source": record.source},
+                               ensure_ascii=False) + "\n")
 
 
 def build_corpus(out_dir: str | Path, corpus_dir: str | Path | None = None,
