@@ -67,7 +67,8 @@ def targets_table(results: dict) -> str:
     threads = (results.get("latency") or {}).get("app_threads")
     lines = ["| target | limit | measured | met |", "|---|---:|---:|:---:|"]
     for t in targets(results):
-        what = t["what"] + (f" ({threads} threads, the app's default)" if "greedy" in t["what"] and threads else "")
+        plural = "s" if threads != 1 else ""
+        what = t["what"] + (f" ({threads} thread{plural}, the app's default)" if "greedy" in t["what"] and threads else "")
         met = "n/a" if t["met"] is None else ("yes" if t["met"] else "**no**")
         lines.append(f"| {what} | {t['target']} | {_fmt(t['measured'], t['unit'])} | {met} |")
     return "\n".join(lines)

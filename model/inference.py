@@ -91,7 +91,8 @@ def choose_device(requested: str | None = None) -> str:
 
 
 # More threads than this buy nothing for one snip (the decoder's matrices are small) and take
-# cores from the rest of the desktop.
+# cores from the rest of the desktop.  Measured on 2 cores (benchmarks/RESULTS.md): 1 thread beat
+# 2 for every length, greedy and beam, so the default leaves half the cores to the desktop.
 MAX_DEFAULT_THREADS = 4
 # Dynamic int8 quantization of the Linear layers by default on the CPU (measured: benchmarks/RESULTS.md).
 INT8_DEFAULT = False
@@ -119,9 +120,12 @@ def physical_cores() -> int:
     return max(1, min(allowed, len(cores) or allowed))
 
 
+_TORCH_DEFAULT_THREADS = torch.get_num_threads()  # what torch picked, before anyone changed it
+
+
 def default_threads() -> int:
-    """torch threads for recognition when none are asked for: min(physical cores, 4)."""
-    return max(1, min(physical_cores(), MAX_DEFAULT_THREADS))
+    """torch threads for recognition when none are asked for: half the physical cores, 1 to 4."""
+    return max(1, min(physical_cores() // 2, MAX_DEFAULT_THREADS))
 
 
 def quantize_linear_int8(model: torch.nn.Module) -> torch.nn.Module:
@@ -152,7 +156,7 @@ class Recognizer:
                  int8: bool | None = None):
         """``time_budget``: seconds per recognize call (None: unbounded); ``max_tokens``: at most this
         many tokens per formula (None: the model's own limit); ``threads``: torch's CPU threads
-        (None: torch's own count capped at ``default_threads()``); ``int8``: dynamic int8 Linear
+        (None: ``default_threads()`` unless the caller already set a count); ``int8``: dynamic int8 Linear
         layers on the CPU (None: ``INT8_DEFAULT``)."""
         self.time_budget = time_budget
         self.max_tokens = max_tokens
@@ -193,8 +197,8 @@ class Recognizer:
             if self._loaded is None:
                 if self._threads:
                     torch.set_num_threads(int(self._threads))
-                elif torch.get_num_threads() > default_threads():
-                    torch.set_num_threads(default_threads())  # a caller's lower setting stays
+                elif torch.get_num_threads() == _TORCH_DEFAULT_THREADS:
+                    torch.set_num_threads(default_threads())  # a count the caller set stays
                 loaded = load_model(self.model_path, device=self.device)
                 if self._int8_requested and self.device == "cpu":
                     loaded.model = quantize_linear_int8(loaded.model)

@@ -31,7 +31,7 @@ from model.vocab import EOS  # noqa: E402
 def test_core_and_thread_counts_are_sane():
     assert 1 <= physical_cores() <= (os.cpu_count() or 1)
     assert 1 <= default_threads() <= 4
-    assert default_threads() == min(physical_cores(), 4)
+    assert default_threads() == max(1, min(physical_cores() // 2, 4))
 
 
 def test_machine_info_names_the_conditions():
@@ -67,7 +67,7 @@ def test_the_no_early_stop_reference_decodes_what_greedy_decodes():
         assert ids == decoded.ids
 
 
-def test_a_lower_thread_setting_of_the_caller_is_kept(tiny_model_dir):
+def test_a_thread_count_the_caller_set_is_kept(tiny_model_dir):
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
@@ -75,6 +75,11 @@ def test_a_lower_thread_setting_of_the_caller_is_kept(tiny_model_dir):
         assert torch.get_num_threads() == 1
         Recognizer(model_path=tiny_model_dir.bundle, device="cpu", threads=2).load()
         assert torch.get_num_threads() == 2
+        from model import inference
+
+        torch.set_num_threads(inference._TORCH_DEFAULT_THREADS)  # as nobody had touched it
+        Recognizer(model_path=tiny_model_dir.bundle, device="cpu").load()
+        assert torch.get_num_threads() == default_threads()
     finally:
         torch.set_num_threads(before)
 
