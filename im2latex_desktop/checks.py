@@ -29,3 +29,19 @@ def describe_device(device: str) -> str:
     if name == "cpu":
         return "CPU"
     return device or "?"
+
+
+# What cut a reading short (``Recognition.stopped``), in the user's words.
+STOP_REASONS = {
+    "time": "time limit",
+    "length": "length limit",
+    "repetition": "the model began repeating itself",
+}
+
+
+def stopped_note(stopped: str | None) -> str | None:
+    """The note shown with a result whose decoding was cut short, or ``None`` for a complete one."""
+    if not stopped:
+        return None
+    reason = STOP_REASONS.get(stopped, stopped)
+    return f"The reading was cut short ({reason}); check the end of the formula."

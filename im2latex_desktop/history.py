@@ -31,6 +31,7 @@ class Entry:
     confidence: float
     source: str = "snip"  # snip, paste, file or drop
     thumbnail: str = ""   # file name inside the thumbnails folder; "" when none
+    stopped: str = ""     # "" when complete; else the bound that cut the reading short (Recognition.stopped)
 
     @classmethod
     def from_dict(cls, data: object) -> "Entry | None":
@@ -44,6 +45,7 @@ class Entry:
                 confidence=float(data.get("confidence", 0.0)),
                 source=str(data.get("source", "snip")),
                 thumbnail=str(data.get("thumbnail", "")),
+                stopped=str(data.get("stopped") or ""),
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -81,8 +83,10 @@ class History:
         self.entries.sort(key=lambda e: e.created, reverse=True)
         return self.entries
 
-    def add(self, latex: str, confidence: float, image: Image.Image | None = None, source: str = "snip") -> Entry:
-        entry = Entry(id=uuid.uuid4().hex, created=time.time(), latex=latex, confidence=confidence, source=source)
+    def add(self, latex: str, confidence: float, image: Image.Image | None = None, source: str = "snip",
+            stopped: str | None = None) -> Entry:
+        entry = Entry(id=uuid.uuid4().hex, created=time.time(), latex=latex, confidence=confidence, source=source,
+                      stopped=stopped or "")
         if image is not None:
             entry.thumbnail = self._save_thumbnail(entry.id, image)
         self.entries.insert(0, entry)

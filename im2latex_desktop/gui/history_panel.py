@@ -10,17 +10,21 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
+from im2latex_desktop.checks import stopped_note
 from im2latex_desktop.history import Entry
+
+CUT_SHORT = "cut short"
 
 
 def entry_text(entry: Entry, now: float | None = None) -> str:
-    """Two lines: the LaTeX (shortened) and when it was recognized."""
+    """Two lines: the LaTeX (shortened) and when it was recognized (and whether it was cut short)."""
     latex = entry.latex if len(entry.latex) <= 80 else entry.latex[:77] + "…"
     now = time.time() if now is None else now
     day = time.strftime("%Y-%m-%d", time.localtime(entry.created))
     today = time.strftime("%Y-%m-%d", time.localtime(now))
     when = time.strftime("%H:%M" if day == today else "%Y-%m-%d %H:%M", time.localtime(entry.created))
-    return f"{latex}\n{when} · {entry.confidence * 100:.0f}%"
+    mark = f" · ⚠ {CUT_SHORT}" if entry.stopped else ""
+    return f"{latex}\n{when} · {entry.confidence * 100:.0f}%{mark}"
 
 
 class HistoryPanel(QWidget):
@@ -61,7 +65,8 @@ class HistoryPanel(QWidget):
         for entry in entries:
             item = QListWidgetItem(entry_text(entry))
             item.setData(Qt.ItemDataRole.UserRole, entry.id)
-            item.setToolTip(entry.latex)
+            note = stopped_note(entry.stopped)
+            item.setToolTip(f"{entry.latex}\n\n{note}" if note else entry.latex)
             path = thumbnail(entry)
             if path is not None:
                 item.setIcon(QIcon(QPixmap(str(path))))

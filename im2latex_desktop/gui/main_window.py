@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from im2latex_desktop.checks import describe_device, snip_problem
+from im2latex_desktop.checks import describe_device, snip_problem, stopped_note
 from im2latex_desktop.clipboard import Clipboard, ClipboardError
 from im2latex_desktop.formats import FORMATS, format_latex
 from im2latex_desktop.gui.banner import MessageBanner
@@ -343,15 +343,16 @@ class MainWindow(QMainWindow):
         self.device_label.setText(f"Device: {device}")
         self.time_label.setText(f"Time: {seconds}")
         warning = getattr(recognition, "warning", None)
-        notes = [m for m in ([warning] if warning else []) + list(messages) if m]
-        entry = self.history.add(recognition.latex, recognition.confidence, job.image, job.source)
+        stopped = getattr(recognition, "stopped", None)
+        notes = [m for m in [stopped_note(stopped), warning, *messages] if m]
+        entry = self.history.add(recognition.latex, recognition.confidence, job.image, job.source, stopped)
         self.current_entry_id = entry.id
         self.refresh_history()
         self.history_panel.select(entry.id)
         self.result_view.show_result(job.image, recognition.latex, recognition.confidence, alternatives,
-                                     f"Recognized in {seconds} on {device}")
+                                     f"Recognized in {seconds} on {device}" + (" (cut short)" if stopped else ""))
         if notes:
-            self.show_error(" ".join(dict.fromkeys(notes)), "warning")
+            self.show_error(" ".join(dict.fromkeys(notes)), "warning", tag="stopped" if stopped else "")
         elif self.banner.tag != "model":
             self.banner.hide()
         self.last_recognition = recognition
@@ -408,6 +409,11 @@ class MainWindow(QMainWindow):
         self.current_entry_id = entry.id
         self.result_view.show_image(image)
         self.result_view.show_result(None, entry.latex, entry.confidence, (), "From the history")
+        note = stopped_note(entry.stopped)
+        if note:
+            self.show_error(note, "warning", tag="stopped")
+        elif self.banner.tag == "stopped":
+            self.banner.hide()
 
     def delete_history_entry(self, entry_id: str) -> None:
         self.history.delete(entry_id)

@@ -25,13 +25,15 @@ class FakeRecognition:
     seconds: float = 0.0
     device: str = "cpu"
     warning: str | None = None
+    stopped: str | None = None
 
 
 class FakeRecognizer:
     """Answers ``latex`` for every image; records what it was given and on which thread."""
 
     def __init__(self, latex: str = r"\frac{a}{b}", confidence: float = 0.93, alternatives=(), delay: float = 0.0,
-                 device: str = "cpu", missing: bool = False, warning: str | None = None, gate: threading.Event | None = None):
+                 device: str = "cpu", missing: bool = False, warning: str | None = None, gate: threading.Event | None = None,
+                 stopped: str | None = None):
         self.latex = latex
         self.confidence = confidence
         self.alternatives = [FakeAlternative(a, c) for a, c in alternatives]
@@ -39,6 +41,7 @@ class FakeRecognizer:
         self._device = device
         self.missing = missing
         self.warning = warning
+        self.stopped = stopped   # what the fake reports cut its reading short: None, "time", "length", "repetition"
         self.gate = gate
         self.images: list[Image.Image] = []
         self.threads: list[str] = []
@@ -65,7 +68,8 @@ class FakeRecognizer:
         lo, hi = grey.getextrema()
         if hi - lo < 8:
             raise BlankImageError("The image is blank: there is no formula in it.")
-        return FakeRecognition(self.latex, self.confidence, list(self.alternatives), 0.25, self._device, self.warning)
+        return FakeRecognition(self.latex, self.confidence, list(self.alternatives), 0.25, self._device, self.warning,
+                               self.stopped)
 
 
 def factory_for(recognizer: FakeRecognizer):

@@ -64,3 +64,16 @@ def test_oldest_entries_pruned_with_their_thumbnails(app_dirs):
     assert [e.latex for e in history.entries] == ["4", "3", "2"]
     assert len(list(history.thumbnail_dir.iterdir())) == 3
     assert history.thumbnail_path(entries[0]) is None
+
+
+def test_cut_short_flag_persists_and_old_files_read_as_complete(app_dirs):
+    path = app_dirs["data"] / "history.json"
+    path.parent.mkdir(parents=True)
+    old = {"id": "1", "created": 10.0, "latex": "y", "confidence": 0.5}    # written before the flag existed
+    path.write_text(json.dumps({"version": 1, "entries": [old]}))
+    history = History()
+    assert history.load()[0].stopped == ""
+    history.add("x^{2}", 0.3, None, "snip", stopped="time")
+    again = History()
+    again.load()
+    assert [(e.latex, e.stopped) for e in again.entries] == [("x^{2}", "time"), ("y", "")]

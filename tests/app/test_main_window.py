@@ -181,6 +181,44 @@ def test_recognizer_warning_is_shown(make_app, qtbot):
     assert app.window.result_view.latex() == r"\frac{a}{b}"
 
 
+@pytest.mark.parametrize("stopped, reason", [("time", "time limit"), ("length", "length limit"),
+                                             ("repetition", "repeating")])
+def test_cut_short_result_is_noted_in_the_window_and_the_history(make_app, qtbot, stopped, reason):
+    app = make_app(FakeRecognizer(stopped=stopped))
+    w = app.window
+    recognize(qtbot, app)
+    assert w.result_view.latex() == r"\frac{a}{b}"          # the partial reading is still given
+    note = w.banner.text()
+    assert "cut short" in note and reason in note and "check the end of the formula" in note
+    assert w.banner.level == "warning" and w.banner.isVisible()
+    assert not w.banner._buttons                           # a note, nothing to answer
+    assert "cut short" in w.result_view.status_label.text()
+    item = w.history_panel.list.item(0)
+    assert "cut short" in item.text() and reason in item.toolTip()
+    saved = json.loads(app.history.path.read_text())["entries"][0]
+    assert saved["stopped"] == stopped
+
+    w.banner.hide()
+    w.open_history_entry(app.history.entries[0].id)        # reopened later: the note comes back
+    assert "cut short" in w.banner.text() and reason in w.banner.text()
+
+
+def test_complete_result_has_no_cut_short_note(make_app, qtbot):
+    app = make_app(FakeRecognizer(stopped="time"))
+    w = app.window
+    recognize(qtbot, app)
+    cut = app.history.entries[0].id
+    app.recognizer.stopped = None
+    recognize(qtbot, app)
+    assert "cut short" not in w.banner.text() and "cut short" not in w.result_view.status_label.text()
+    assert "cut short" not in w.history_panel.list.item(0).text()
+    assert "cut short" in w.history_panel.list.item(1).text()
+    w.open_history_entry(cut)
+    assert "cut short" in w.banner.text()
+    w.open_history_entry(app.history.entries[0].id)       # a complete entry takes the old note down
+    assert w.banner.text() == ""
+
+
 def test_capture_refused_offers_paste_and_open(make_app, qtbot):
     def refuse():
         raise CaptureError("Screen capture is not possible on Wayland from this app.")
