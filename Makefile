@@ -8,7 +8,7 @@ DATA ?= data
 RUN ?= runs/latest
 MODEL ?= resources/model
 
-.PHONY: run test install tex system-deps data train train-bg train-stop eval bench clean
+.PHONY: run test install tex system-deps data data-web train train-bg train-stop eval bench clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,14 @@ system-deps:
 # Build the corpus and render every split (at least 200k training samples).
 data: install
 	$(BIN)/im2latex data build --out $(DATA)
+	$(MAKE) data-web
+
+# Web-page looks for training (#9): KaTeX in headless Chromium at device scale 1 and 2 for
+# 40k training formulas from the 100,000th on (needs Chromium, Node.js and `npm ci` in
+# model/data/web; packaging/install-system-deps.sh installs them).  Resumable.
+data-web: install
+	$(BIN)/im2latex data render --corpus $(DATA)/corpus --out $(DATA)/shards --split train \
+		--renderer katex --start 100000 --limit 40000 --workers 1 --batch-size 1000
 
 train: install
 	$(BIN)/im2latex train --config train.json --data $(DATA) --out $(RUN) --resume $(MODEL)

@@ -14,6 +14,7 @@ from model.data.render_mathtext import FONTS as MATHTEXT_FONTS
 from model.data.render_mathtext import render_mathtext, to_mathtext
 from model.data.render_tex import FONTS as TEX_FONTS
 from model.data.render_tex import _parse_log, tex_source
+from model.data.render_web import missing_reason as render_web_missing
 from model.data.rendering import CROP_MARGIN, RenderResult, Skip
 from model.data.shards import ShardReader, verify_shards
 from model.errors import TexNotFoundError
@@ -219,3 +220,34 @@ def test_render_command_reports_bad_input(tmp_path, capsys):
     corpus = _corpus(tmp_path, FORMULAS)
     assert _run(corpus, tmp_path / "out", "--renderer", "mathtext", "--fonts", "comic") == 1
     assert "unknown mathtext font" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(render_web_missing() is not None, reason=f"web renderer unavailable: {render_web_missing()}")
+def test_katex_renders_join_a_split_beside_another_renderer_and_resume_on_their_own(tmp_path, capsys):
+    corpus = _corpus(tmp_path, FORMULAS)
+    out = tmp_path / "shards"
+    assert _run(corpus, out, "--renderer", "mathtext", "--split", "train", "--workers", "1", "--limit", "4") == 0
+    capsys.readouterr()
+    # KaTeX draws formulas 2..7: two of them mathtext drew already, which does not stop KaTeX
+    assert _run(corpus, out, "--renderer", "katex", "--split", "train", "--workers", "1",
+                "--start", "2", "--limit", "6") == 0
+    assert "rendered 6, skipped 0 (none), 0 done before" in capsys.readouterr().out
+    reader = ShardReader(out / "train")
+    katex = [reader.record(i) for i in range(len(reader)) if reader.record(i)["renderer"] == "katex"]
+    train = render.read_corpus(corpus, "train")
+    assert sorted(r["latex"] for r in katex) == sorted(train[2:8])
+    for r in katex:
+        assert r["font"] == "katex" and r["dpi"] in (96, 192) and r["width"] % 16 == 0
+        assert (r["style"], r["dpi"]) == render.assign(r["latex"], ("katex",), render.DEFAULT_STYLES, (96, 192))[1:]
+    assert {r["dpi"] for r in katex} == {96, 192}, "both device scales in six formulas (hash-drawn)"
+    assert len(reader) == 4 + 6
+    verify_shards(out / "train")
+    assert _run(corpus, out, "--renderer", "katex", "--split", "train", "--workers", "1",
+                "--start", "2", "--limit", "6") == 0
+    assert "rendered 0, skipped 0 (none), 6 done before" in capsys.readouterr().out
+
+
+def test_web_font_sizes_are_hash_drawn_over_the_web_range():
+    sizes = [render.web_font_px(f"x_{{{i}}}") for i in range(700)]
+    assert set(sizes) == set(render.WEB_FONT_PX)
+    assert render.web_font_px("a+b") == render.web_font_px("a+b")

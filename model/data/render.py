@@ -1,7 +1,11 @@
 """Render corpus formulas into training shards, in parallel, resumably.
 
 Each formula gets its font, style and resolution from a hash of its text, so the mix is
-balanced and the same formula always looks the same on every run.  Formulas with the same
+balanced and the same formula always looks the same on every run.  Three renderers: pdflatex
+(``tex``, the PDF look), matplotlib's ``mathtext`` (no TeX needed) and ``katex`` (web pages:
+KaTeX in headless Chromium, where the "dpi" is 96 times the device scale factor, so 96 is an
+ordinary screen and 192 a HiDPI one, and the CSS font size is drawn from 16-22 px).  The same
+formula may be drawn by several renderers into one split; each renderer resumes on its own.  Formulas with the same
 (font, style, dpi) are typeset together in batches (one pdflatex run per batch, see
 ``render_tex``), batches are spread over worker processes, and the main process appends the
 results to the shards as they come in.  Interrupt it at any time: running it again skips
@@ -29,7 +33,10 @@ from .shards import ShardWriter
 
 SPLITS = ("train", "val", "test")
 DEFAULT_DPIS = (100, 150, 200, 300)
+DEFAULT_DPIS_BY_RENDERER = {"katex": (96, 192)}   # device scale 1 and 2
+WEB_FONT_PX = (16, 17, 18, 19, 20, 21, 22)          # CSS font sizes of web pages
 DEFAULT_STYLES = ("display", "inline")
+RENDERERS = ("tex", "mathtext", "katex")
 
 
 class CorpusError(Im2LatexError):
@@ -45,7 +52,19 @@ def renderer_fonts(renderer: str) -> tuple[str, ...]:
         from .render_mathtext import FONTS
 
         return tuple(FONTS)
-    raise ValueError(f"unknown renderer {renderer!r}; choose tex or mathtext")
+    if renderer == "katex":
+        return ("katex",)
+    raise ValueError(f"unknown renderer {renderer!r}; choose {', '.join(RENDERERS)}")
+
+
+def default_dpis(renderer: str) -> tuple[int, ...]:
+    return DEFAULT_DPIS_BY_RENDERER.get(renderer, DEFAULT_DPIS)
+
+
+def web_font_px(latex: str) -> int:
+    """The CSS font size a formula gets in KaTeX renders (from its hash, like ``assign``)."""
+    h = int.from_bytes(hashlib.sha256(b"px:" + latex.encode("utf-8")).digest()[:4], "big")
+    return WEB_FONT_PX[h % len(WEB_FONT_PX)]
 
 
 def assign(latex: str, fonts: tuple[str, ...], styles: tuple[str, ...], dpis: tuple[int, ...]) -> tuple[str, str, int]:
@@ -143,6 +162,8 @@ def run_job(job: Job) -> JobResult:
         from .render_tex import render_tex
 
         results = render_tex(job.formulas, job.font, job.styles, job.dpis, _WORKDIR)
+    elif job.renderer == "katex":
+        results = _render_katex_job(job)
     else:
         from .render_mathtext import render_mathtext
 
@@ -161,6 +182,27 @@ def run_job(job: Job) -> JobResult:
         out.samples.append(Rendered(r.latex, encode_png(r.image), style, dpi, int(array.shape[1]),
                                     int(array.shape[0])))
     return out
+
+
+def _render_katex_job(job: Job) -> list:
+    """KaTeX renders of one batch, one browser run per device scale, back in the batch's order."""
+    from .rendering import Skip
+    from .render_web import WebRenderError, render_web
+
+    results: list = [None] * len(job.formulas)
+    for dpi in sorted(set(job.dpis)):
+        if dpi % 96:
+            raise ValueError(f"KaTeX renders take dpis that are multiples of 96 (device scales), not {dpi}")
+        idx = [i for i, d in enumerate(job.dpis) if d == dpi]
+        formulas = [job.formulas[i] for i in idx]
+        try:
+            drawn = render_web(formulas, font_px=[web_font_px(f) for f in formulas],
+                               style=[job.styles[i] for i in idx], scale=dpi // 96)
+        except WebRenderError as exc:  # the browser failed as a whole: a resumed render tries again
+            drawn = [Skip(f, "render_failed", str(exc)) for f in formulas]
+        for i, r in zip(idx, drawn):
+            results[i] = r
+    return results
 
 
 # ---------------------------------------------------------------- the driver
@@ -207,10 +249,12 @@ def make_jobs(formulas: list[str], renderer: str, fonts: tuple[str, ...], styles
 
 
 def render_split(corpus: Path, out: Path, split: str, renderer: str = "tex", fonts: tuple[str, ...] | None = None,
-                 styles: tuple[str, ...] = DEFAULT_STYLES, dpis: tuple[int, ...] = DEFAULT_DPIS,
+                 styles: tuple[str, ...] = DEFAULT_STYLES, dpis: tuple[int, ...] | None = None,
                  limit: int | None = None, workers: int = 1, batch_size: int = 100,
-                 progress: bool = True) -> RenderSummary:
-    """Render (the first ``limit`` formulas of) one split into ``out/<split>/``."""
+                 progress: bool = True, start: int = 0) -> RenderSummary:
+    """Render formulas ``start`` to ``start + limit`` of one split into ``out/<split>/``
+    (a later range gives another renderer formulas the first one has not drawn)."""
+    dpis = tuple(dpis) if dpis else default_dpis(renderer)
     fonts = tuple(fonts) if fonts else renderer_fonts(renderer)
     known = renderer_fonts(renderer)
     unknown = [f for f in fonts if f not in known]
@@ -220,7 +264,11 @@ def render_split(corpus: Path, out: Path, split: str, renderer: str = "tex", fon
         from .render_tex import probe_fonts
 
         probe_fonts(fonts)
-    formulas = read_corpus(corpus, split)
+    elif renderer == "katex":
+        from .render_web import check_web
+
+        check_web()
+    formulas = read_corpus(corpus, split)[max(0, start):]
     if limit is not None:
         formulas = formulas[:limit]
     summary = RenderSummary(split)
@@ -229,7 +277,8 @@ def render_split(corpus: Path, out: Path, split: str, renderer: str = "tex", fon
     parent = tempfile.mkdtemp(prefix="im2latex-render-")
     pool = None
     try:
-        pending = [f for f in formulas if f not in writer.done]
+        done = writer.done_by_renderer[renderer]
+        pending = [f for f in formulas if f not in done]
         summary.already_done = len(formulas) - len(pending)
         jobs = make_jobs(pending, renderer, fonts, tuple(styles), tuple(dpis), batch_size)
         from tqdm import tqdm
@@ -280,14 +329,19 @@ def _csv(kind):
 
 def add_render_options(parser: argparse.ArgumentParser) -> None:
     """The rendering options (shared with ``im2latex data build``)."""
-    parser.add_argument("--renderer", choices=("tex", "mathtext"), default="tex",
-                        help="pdflatex (best) or matplotlib mathtext (no TeX needed); default tex")
+    parser.add_argument("--renderer", choices=RENDERERS, default="tex",
+                        help="pdflatex (best), matplotlib mathtext (no TeX needed) or katex (web pages: "
+                             "KaTeX in headless Chromium); default tex")
     parser.add_argument("--fonts", type=_csv(str), default=None,
                         help="comma-separated font setups (tex: cm,lmodern,times,palatino,sans; "
-                             "mathtext: cm,stix,stixsans,dejavuserif,dejavusans); default all")
-    parser.add_argument("--dpis", type=_csv(int), default=DEFAULT_DPIS, help="default 100,150,200,300")
+                             "mathtext: cm,stix,stixsans,dejavuserif,dejavusans; katex: katex); default all")
+    parser.add_argument("--dpis", type=_csv(int), default=None,
+                        help="default 100,150,200,300; for katex 96,192 (device scale 1 and 2)")
     parser.add_argument("--styles", type=_csv(str), default=DEFAULT_STYLES, help="default display,inline")
     parser.add_argument("--limit", type=int, default=None, help="render only the first N formulas of each split")
+    parser.add_argument("--start", type=int, default=0,
+                        help="skip the first N formulas of each split (default 0), e.g. to give KaTeX "
+                             "formulas that pdflatex has not drawn")
     parser.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)),
                         help="worker processes (default: CPU count, at most 4)")
     parser.add_argument("--batch-size", type=int, default=100, help="formulas per pdflatex run (default 100)")
@@ -310,7 +364,8 @@ def render_splits(args: argparse.Namespace, corpus: Path, out: Path, splits: tup
     try:
         for split in splits:
             summary = render_split(corpus, out, split, args.renderer, args.fonts, args.styles, args.dpis,
-                                   args.limit, args.workers, args.batch_size, progress=not args.quiet)
+                                   args.limit, args.workers, args.batch_size, progress=not args.quiet,
+                                   start=getattr(args, "start", 0))
             print(summary.text(), flush=True)
     except (Im2LatexError, ValueError) as exc:
         print(f"im2latex data render: {exc}", file=sys.stderr)

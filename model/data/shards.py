@@ -24,7 +24,7 @@ import json
 import os
 import tarfile
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -111,7 +111,9 @@ class ShardWriter:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.split = split
         self.max_shard_bytes = int(max_shard_bytes)
-        self.done: set[str] = set()          # formulas rendered or skipped already
+        self.done: set[str] = set()          # formulas rendered or skipped already, by any renderer
+        # the same, per renderer: a formula drawn by pdflatex may still be drawn by KaTeX
+        self.done_by_renderer: defaultdict[str, set[str]] = defaultdict(set)
         self.shards: list[dict] = []          # per shard: stem, samples, bytes
         self.skipped: Counter[str] = Counter()
         self.samples = 0
@@ -152,7 +154,8 @@ class ShardWriter:
             self.shards.append({"stem": index.stem, "samples": len(records),
                                 "bytes": tar.stat().st_size if tar.exists() else 0})
             self.samples += len(records)
-            self.done.update(r["latex"] for r in records)
+            for r in records:
+                self._mark_done(r["latex"], r.get("renderer", "tex"))
         skipped = self.dir / SKIPPED
         if skipped.exists():
             records, good = _read_skips(skipped)
@@ -166,7 +169,7 @@ class ShardWriter:
                 with open(skipped, "r+b") as f:
                     f.truncate(good)
             for r in keep:
-                self.done.add(r["latex"])
+                self._mark_done(r["latex"], r.get("renderer", "tex"))
                 self.skipped[r["reason"]] += 1
         if self.shards:
             self._open(_shard_index(Path(self.shards[-1]["stem"])), append=True)
@@ -216,7 +219,7 @@ class ShardWriter:
         self.shards[-1]["samples"] += 1
         self.shards[-1]["bytes"] = self._tar.tell()
         self.samples += 1
-        self.done.add(latex)
+        self._mark_done(latex, renderer)
         return name
 
     def add_skip(self, latex: str, reason: str, detail: str = "", **meta: object) -> None:
@@ -225,7 +228,11 @@ class ShardWriter:
         self._skip_file.write(json.dumps(record, ensure_ascii=False).encode() + b"\n")
         self._skip_file.flush()
         self.skipped[reason] += 1
+        self._mark_done(latex, str(meta.get("renderer", "tex")))
+
+    def _mark_done(self, latex: str, renderer: str) -> None:
         self.done.add(latex)
+        self.done_by_renderer[renderer].add(latex)
 
     def _sync(self) -> None:
         for f in (self._tar, self._index, self._skip_file):
