@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# The PyTorch pair this project is tested with; override e.g. TORCH="torch torchvision" for others.
+# The PyTorch this project is tested with; override e.g. TORCH=torch for others.  The app does not
+# need torchvision; it is installed for the test that checks model/resnet.py against its resnet18.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 DATA ?= data
 RUN ?= runs/latest

@@ -1,7 +1,8 @@
 """The recognizer network: a ResNet-18 trunk reads the image, a Transformer decoder writes tokens.
 
-Encoder: the first ``config.encoder_stages`` stages of ResNet-18 (one input channel), a 1x1
-convolution to ``d_model``, a 2-D sinusoidal position code, flattened row by row into a sequence.
+Encoder: the first ``config.encoder_stages`` stages of ResNet-18 (one input channel; torchvision's
+layout, built by ``model.resnet`` without importing torchvision), a 1x1 convolution to
+``d_model``, a 2-D sinusoidal position code, flattened row by row into a sequence.
 Images in a batch are padded at the right/bottom; the encoder zeroes the padded cells before
 every convolution, so an image gives the same features alone as inside a padded batch (training
 uses batches, the desktop app single snips).  Feature cells lying entirely in padding are masked
@@ -22,10 +23,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchvision.models import resnet18
-from torchvision.models.resnet import BasicBlock
 
 from .config import ModelConfig
+from .resnet import BasicBlock, ResNet18
 
 # ----------------------------------------------------------------------------- encoder
 
@@ -58,7 +58,7 @@ def positional_encoding_2d(height: int, width: int, d_model: int, device: torch.
 class Encoder(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
-        trunk = resnet18(weights=None)
+        trunk = ResNet18()
         self.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
         nn.init.kaiming_normal_(self.conv1.weight, mode="fan_out", nonlinearity="relu")
         self.bn1, self.relu, self.maxpool = trunk.bn1, trunk.relu, trunk.maxpool
@@ -96,7 +96,7 @@ class Encoder(nn.Module):
 
     @staticmethod
     def _block(block: BasicBlock, x: torch.Tensor, stride: int, zero_padding) -> tuple[torch.Tensor, int]:
-        """torchvision's BasicBlock, with the padding zeroed before its second convolution."""
+        """A ResNet BasicBlock, with the padding zeroed before its second convolution."""
         stride *= block.conv1.stride[0]
         identity = x if block.downsample is None else block.downsample(x)
         out = block.relu(block.bn1(block.conv1(x)))

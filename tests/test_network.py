@@ -124,3 +124,32 @@ def test_sequences_longer_than_max_len_are_refused():
     images, sizes = pad_batch(random_inputs([(16, 16)]))
     with pytest.raises(ValueError, match="max_len"):
         model(images, sizes, torch.randint(4, 30, (1, 9)))
+
+
+def test_resnet_trunk_matches_torchvision_names_shapes_and_seeded_weights():
+    """model.resnet replaces torchvision's resnet18: same state-dict names and shapes (old
+    checkpoints load strictly) and, for a seed, the same initial weights."""
+    torchvision_models = pytest.importorskip("torchvision.models")
+    from model.resnet import ResNet18
+
+    torch.manual_seed(3)
+    theirs = torchvision_models.resnet18(weights=None).state_dict()
+    after_theirs = torch.rand(4)
+    torch.manual_seed(3)
+    ours = ResNet18().state_dict()
+    assert torch.equal(torch.rand(4), after_theirs)  # the same random draws were used up
+    assert list(ours) == list(theirs)
+    for name, tensor in theirs.items():
+        assert ours[name].shape == tensor.shape and torch.equal(ours[name], tensor), name
+
+
+def test_the_recognition_code_does_not_import_torchvision():
+    import subprocess
+    import sys
+
+    code = ("import sys; import model.inference, model.decoding, model.checkpoint, model.predict; "
+            "from model.network import Im2LatexModel; from model.config import ModelConfig; "
+            "Im2LatexModel(ModelConfig(vocab_size=30)); print(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('torchvision', 'matplotlib') or m.startswith('torch._dynamo')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
