@@ -7,6 +7,7 @@ image keeps its mode; turning any mode into an ink map is the job of ``model.pre
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
 from pathlib import Path
@@ -63,10 +64,13 @@ def load_image(source: ImageSource) -> Image.Image:
 
 
 def _open(stream: io.BytesIO, name: str) -> Image.Image:
-    """Decode ``stream`` fully, turning every PIL failure into one ImageError sentence."""
-    with warnings.catch_warnings():
-        # PIL only warns between its own limits; a warning here means a bomb, so make it an error.
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
+    """Decode ``stream`` fully, turning every PIL failure into one ImageError sentence.
+
+    PIL's own warnings about odd-but-readable files ("Corrupt EXIF data", "Tag data larger than
+    file", ...) are silenced: the picture is what matters, and a file it cannot read still ends
+    in an ImageError.  The one warning kept is the decompression bomb, which becomes an error.
+    """
+    with _quiet_pil():
         try:
             image = Image.open(stream)
             _check_size(image, name)  # header only: refuse a bomb before decoding it
@@ -84,11 +88,21 @@ def _open(stream: io.BytesIO, name: str) -> Image.Image:
             if "ghostscript" in detail.lower():
                 raise ImageError(f"Cannot read {name}: PostScript images need Ghostscript, which is not installed.") from None
             raise ImageError(f"Cannot read {name}: the file is truncated or corrupt ({detail}).") from None
-    try:
-        ImageOps.exif_transpose(image, in_place=True)
-    except Exception:  # a broken EXIF block must not cost the picture itself
-        pass
+        try:
+            ImageOps.exif_transpose(image, in_place=True)
+        except Exception:  # a broken EXIF block must not cost the picture itself
+            pass
     return _check_loaded(image, name)
+
+
+@contextlib.contextmanager
+def _quiet_pil():
+    """PIL's warnings ignored, except the decompression bomb one, raised as an error."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
+        # PIL only warns between its own limits; a warning here means a bomb, so make it an error.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
 
 
 def _check_size(image: Image.Image, name: str) -> None:
@@ -105,7 +119,8 @@ def _check_size(image: Image.Image, name: str) -> None:
 def _check_loaded(image: Image.Image, name: str) -> Image.Image:
     _check_size(image, name)
     try:
-        image.load()
+        with _quiet_pil():
+            image.load()
     except (OSError, ValueError, SyntaxError, EOFError) as error:
         detail = str(error).strip().rstrip(".") or type(error).__name__
         raise ImageError(f"Cannot read {name}: the image data is truncated or corrupt ({detail}).") from None

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import io
 import struct
+import warnings
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from model.errors import Im2LatexError, ImageError
 from model.images import MAX_PIXELS, load_image
@@ -90,6 +91,64 @@ def test_exif_orientation_is_applied():
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", exif=exif)
     assert load_image(buffer.getvalue()).size == (20, 60)
+
+
+def _tiff_block(*entries: tuple[int, int, int, int], count: int | None = None) -> bytes:
+    """A little-endian TIFF header and IFD0 holding ``entries`` (tag, type, count, value)."""
+    ifd = struct.pack("<H", len(entries) if count is None else count)
+    ifd += b"".join(struct.pack("<HHII", *entry) for entry in entries)
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0)
+
+
+# A description tag whose 500 bytes lie past the block's end; an IFD that claims 50 entries and has none.
+CORRUPT_EXIF = {
+    "tag past the end": _tiff_block((0x010E, 2, 500, 100), (0x0112, 3, 1, 1)),
+    "short IFD": _tiff_block(count=50),
+}
+
+
+def _with_exif(fmt: str, block: bytes) -> bytes:
+    buffer = io.BytesIO()
+    _sample("RGB").save(buffer, fmt)
+    data = buffer.getvalue()
+    if fmt == "PNG":
+        return _png_bytes(_sample("RGB"), exif=block)
+    segment = b"Exif\x00\x00" + block     # a JPEG APP1 segment right after the SOI marker
+    return data[:2] + b"\xff\xe1" + struct.pack(">H", len(segment) + 2) + segment + data[2:]
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+@pytest.mark.parametrize("kind", sorted(CORRUPT_EXIF))
+def test_corrupt_exif_loads_without_a_word(tmp_path: Path, capfd, fmt: str, kind: str):
+    data = _with_exif(fmt, CORRUPT_EXIF[kind])
+    with warnings.catch_warnings(record=True) as plain:   # the block is bad: PIL on its own complains
+        warnings.simplefilter("always")
+        ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+    assert any("EXIF" in str(w.message) or "Tag data" in str(w.message) for w in plain)
+
+    path = tmp_path / f"odd.{fmt.lower()}"
+    path.write_bytes(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lazy = Image.open(io.BytesIO(data))   # a JPEG's EXIF is read here, by the caller, not by load_image
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = [load_image(path), load_image(data), load_image(lazy)]
+    assert [str(w.message) for w in caught] == []
+    assert capfd.readouterr().err == ""
+    for image in loaded:
+        assert image.size == (120, 40) and image.convert("L").getpixel((21, 15)) < 60
+
+
+def test_corrupt_exif_on_a_truncated_file_is_still_refused(tmp_path: Path):
+    data = _with_exif("PNG", CORRUPT_EXIF["short IFD"])
+    path = tmp_path / "cut.png"
+    path.write_bytes(data[: len(data) - 40])
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(ImageError, match="truncated or corrupt") as info:
+        warnings.simplefilter("always")
+        load_image(path)
+    _assert_one_sentence(info.value, "cut.png")
+    assert caught == []
 
 
 def test_image_is_fully_read_and_file_closed(tmp_path: Path):
