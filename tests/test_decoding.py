@@ -2,52 +2,24 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
 from model.batching import pad_batch
-from model.config import ModelConfig
 from model.decoding import beam_search, greedy_decode
-from model.network import Im2LatexModel
 from model.vocab import EOS
 
-SHAPES = [(48, 192), (32, 96), (16, 192), (48, 64), (32, 160), (16, 32)]
 
-
-def _inputs(seed: int):
-    rng = np.random.default_rng(seed)
-    return [(rng.random(s) > 0.8).astype(np.float32) for s in SHAPES]
-
-
-@pytest.fixture(scope="module")
-def setup():
-    """An untrained model whose EOS logit is inflated so that items stop at different lengths."""
-    for seed in range(20):
-        torch.manual_seed(seed)
-        config = ModelConfig(vocab_size=30, encoder_stages=2, d_model=64, nhead=4, decoder_layers=2,
-                             dim_feedforward=128, dropout=0.0, max_len=40)
-        model = Im2LatexModel(config).eval()
-        with torch.no_grad():
-            model.tok_emb.weight[EOS] *= 10
-        arrays = _inputs(seed)
-        images, sizes = pad_batch(arrays)
-        lengths = {len(d.ids) for d in greedy_decode(model, images, sizes, 40)}
-        if len(lengths) >= 3 and max(lengths) < 39:
-            return model, arrays, images, sizes
-    pytest.fail("no seed gave varied output lengths")
-
-
-def test_greedy_items_stop_at_eos_independently(setup):
-    model, _, images, sizes = setup
+def test_greedy_items_stop_at_eos_independently(varied_model):
+    model, _, images, sizes = varied_model
     decoded = greedy_decode(model, images, sizes, 40)
     assert len({len(d.ids) for d in decoded}) >= 3
     for d in decoded:
         assert EOS not in d.ids and 0.0 < d.confidence <= 1.0
 
 
-def test_cached_greedy_equals_uncached(setup):
-    model, _, images, sizes = setup
+def test_cached_greedy_equals_uncached(varied_model):
+    model, _, images, sizes = varied_model
     cached = greedy_decode(model, images, sizes, 40)
     uncached = greedy_decode(model, images, sizes, 40, cached=False)
     assert [d.ids for d in cached] == [d.ids for d in uncached]
@@ -55,8 +27,8 @@ def test_cached_greedy_equals_uncached(setup):
         assert a.confidence == pytest.approx(b.confidence, abs=1e-5)
 
 
-def test_cached_beam_equals_uncached(setup):
-    model, _, images, sizes = setup
+def test_cached_beam_equals_uncached(varied_model):
+    model, _, images, sizes = varied_model
     cached = beam_search(model, images, sizes, 3, 40)
     uncached = beam_search(model, images, sizes, 3, 40, cached=False)
     assert [d.ids for d in cached] == [d.ids for d in uncached]
@@ -65,8 +37,8 @@ def test_cached_beam_equals_uncached(setup):
         assert [ids for ids, _ in a.alternatives] == [ids for ids, _ in b.alternatives]
 
 
-def test_beam_of_one_equals_greedy(setup):
-    model, _, images, sizes = setup
+def test_beam_of_one_equals_greedy(varied_model):
+    model, _, images, sizes = varied_model
     greedy = greedy_decode(model, images, sizes, 40)
     beam = beam_search(model, images, sizes, 1, 40)
     assert [d.ids for d in greedy] == [d.ids for d in beam]
@@ -75,8 +47,8 @@ def test_beam_of_one_equals_greedy(setup):
         assert b.alternatives == []
 
 
-def test_batched_greedy_equals_per_item_greedy(setup):
-    model, arrays, images, sizes = setup
+def test_batched_greedy_equals_per_item_greedy(varied_model):
+    model, arrays, images, sizes = varied_model
     batched = greedy_decode(model, images, sizes, 40)
     for array, together in zip(arrays, batched):
         alone = greedy_decode(model, *pad_batch([array]), 40)[0]
@@ -84,16 +56,16 @@ def test_batched_greedy_equals_per_item_greedy(setup):
         assert alone.confidence == pytest.approx(together.confidence, abs=1e-5)
 
 
-def test_batched_beam_equals_per_item_beam(setup):
-    model, arrays, images, sizes = setup
+def test_batched_beam_equals_per_item_beam(varied_model):
+    model, arrays, images, sizes = varied_model
     batched = beam_search(model, images, sizes, 3, 40)
     for array, together in zip(arrays, batched):
         alone = beam_search(model, *pad_batch([array]), 3, 40)[0]
         assert alone.ids == together.ids
 
 
-def test_beam_alternatives_are_distinct_other_hypotheses(setup):
-    model, _, images, sizes = setup
+def test_beam_alternatives_are_distinct_other_hypotheses(varied_model):
+    model, _, images, sizes = varied_model
     decoded = beam_search(model, images, sizes, 4, 40)
     assert any(d.alternatives for d in decoded)
     for d in decoded:
@@ -102,8 +74,8 @@ def test_beam_alternatives_are_distinct_other_hypotheses(setup):
         assert all(0.0 < confidence <= 1.0 for _, confidence in d.alternatives)
 
 
-def test_beam_finds_a_sequence_at_least_as_likely_as_greedy(setup):
-    model, _, images, sizes = setup
+def test_beam_finds_a_sequence_at_least_as_likely_as_greedy(varied_model):
+    model, _, images, sizes = varied_model
 
     def normalized_logp(ids: list[int], index: int) -> float:
         seq = torch.tensor([[1, *ids, EOS]])
@@ -119,8 +91,8 @@ def test_beam_finds_a_sequence_at_least_as_likely_as_greedy(setup):
         assert normalized_logp(b.ids, i) >= normalized_logp(g.ids, i) - 1e-4
 
 
-def test_max_len_is_the_smaller_of_argument_and_config(setup):
-    model, _, images, sizes = setup
+def test_max_len_is_the_smaller_of_argument_and_config(varied_model):
+    model, _, images, sizes = varied_model
     assert max(len(d.ids) for d in greedy_decode(model, images, sizes, 5)) <= 4
     # EOS forbidden and the loop guard off: runs to the cap (tests/test_bounded_decoding.py: with it)
     forced = greedy_decode(model, images, sizes, 1000, min_len=1000, guard=None)
@@ -130,8 +102,8 @@ def test_max_len_is_the_smaller_of_argument_and_config(setup):
     assert {len(d.ids) for d in forced} == {11}
 
 
-def test_decoding_restores_training_mode(setup):
-    model, _, images, sizes = setup
+def test_decoding_restores_training_mode(varied_model):
+    model, _, images, sizes = varied_model
     model.train()
     try:
         greedy_decode(model, images[:1], sizes[:1], 5)
