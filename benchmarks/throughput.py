@@ -11,8 +11,6 @@ images at once would give the command.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,16 +23,15 @@ if str(REPO) not in sys.path:
 import model  # noqa: E402,F401  (sets OMP_WAIT_POLICY before torch loads OpenMP)
 from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.testset import TEST_SPLIT, first_samples, model_path  # noqa: E402
+from benchmarks.timing import json_rows, run_cli, save_result  # noqa: E402
 
 
 def predict_command(model_dir: Path, files: list[Path], threads: int | None) -> dict:
-    command = [sys.executable, "-m", "model.cli", "predict", "--json", "--device", "cpu", "--model", str(model_dir)]
+    command = ["predict", "--json", "--device", "cpu", "--model", str(model_dir)]
     if threads:
         command += ["--threads", str(threads)]
-    start = time.time()
-    proc = subprocess.run(command + [str(f) for f in files], cwd=REPO, capture_output=True, text=True, timeout=3600)
-    wall = time.time() - start
-    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    proc, wall = run_cli(command + [str(f) for f in files], timeout=3600)
+    rows = json_rows(proc.stdout)
     ok = [r for r in rows if "latex" in r]
     busy = sum(r["seconds"] for r in ok)
     return {"images": len(files), "recognized": len(ok), "failed": len(rows) - len(ok), "exit_code": proc.returncode,
@@ -84,8 +81,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "throughput.json")
     args = parser.parse_args()
     result = run_throughput(args.model, args.images, args.batch, args.threads)
-    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    print(json.dumps({k: v for k, v in result.items() if not k.startswith("machine")}, indent=1))
+    save_result(result, args.out)
     return 0
 
 

@@ -15,10 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,6 +25,7 @@ if str(REPO) not in sys.path:
 
 import model  # noqa: E402,F401  (sets OMP_WAIT_POLICY before torch loads OpenMP)
 from benchmarks.machine import machine_info, native_bf16  # noqa: E402
+from benchmarks.timing import json_rows, run_cli, save_result  # noqa: E402
 
 
 def _train(data: Path, out: Path, steps: int, log_every: int, amp: str, threads: int) -> dict:
@@ -36,13 +35,10 @@ def _train(data: Path, out: Path, steps: int, log_every: int, amp: str, threads:
     config = out / "bench_train.json"
     out.mkdir(parents=True, exist_ok=True)
     config.write_text(json.dumps(settings))
-    start = time.time()
-    proc = subprocess.run([sys.executable, "-m", "model.cli", "train", "--config", str(config)], cwd=REPO,
-                          capture_output=True, text=True, timeout=1800)
-    wall = time.time() - start
+    proc, wall = run_cli(["train", "--config", str(config)], timeout=1800)
     if proc.returncode != 0:
         raise RuntimeError(f"training run failed:\n{(proc.stdout + proc.stderr)[-2000:]}")
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    rows = json_rows((out / "metrics.jsonl").read_text())
     rates = [r["samples_per_s"] for r in rows if "samples_per_s" in r]
     steady = rates[1:] or rates
     return {"amp": amp, "steps": steps, "threads": threads, "windows": [round(r, 2) for r in rates],
@@ -79,8 +75,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "train_speed.json")
     args = parser.parse_args()
     result = run_train_speed(args.data, args.steps, args.log_every, args.threads)
-    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    print(json.dumps({k: v for k, v in result.items() if not k.startswith("machine")}, indent=1))
+    save_result(result, args.out)
     return 0
 
 

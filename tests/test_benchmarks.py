@@ -158,3 +158,25 @@ def test_run_all_refuses_unknown_parts():
 
     with pytest.raises(SystemExit):
         run_all.main(["--parts", "latency,warp-drive", "--no-readme"])
+
+
+def test_timing_helpers_read_json_lines_and_save_without_the_machine(tmp_path, capsys):
+    from benchmarks.timing import json_rows, save_result
+
+    text = 'starting\n{"step": 4, "samples_per_s": 12.5}\n\n{"latex": "x"}\nWARNING: slow\n'
+    assert json_rows(text) == [{"step": 4, "samples_per_s": 12.5}, {"latex": "x"}]
+    out = tmp_path / "result.json"
+    save_result({"machine_before": {"cpu": "?"}, "rate": 3.0, "machine_after": {}}, out)
+    assert out.read_text().endswith("}\n") and '"machine_before"' in out.read_text()
+    assert capsys.readouterr().out == '{\n "rate": 3.0\n}\n'
+
+
+def test_throughput_times_a_real_predict_run(tiny_model_dir):
+    from benchmarks.throughput import predict_command
+
+    files = tiny_model_dir.images[:2]
+    row = predict_command(tiny_model_dir.bundle, files, threads=1)
+    assert row["exit_code"] == 0 and (row["images"], row["recognized"], row["failed"]) == (2, 2, 0)
+    assert set(row) == {"images", "recognized", "failed", "exit_code", "threads", "process_s", "images_per_s",
+                        "recognition_s", "steady_images_per_s", "start_up_s"}
+    assert 0 < row["recognition_s"] <= row["process_s"] and row["start_up_s"] >= 0
