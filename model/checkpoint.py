@@ -28,7 +28,7 @@ import torch
 
 from .config import InputSpec, ModelConfig
 from .errors import CheckpointError, ModelNotFoundError
-from .network import Im2LatexModel
+from .network import Im2LatexModel, meta_model
 from .atomic import atomic_write
 from .vocab import Vocab, write_json_atomic
 
@@ -234,8 +234,7 @@ def _build(config: ModelConfig, vocab: Vocab, state_dict: object, where: Path, d
             f"The weights in {where} are for a vocabulary of {embedding.shape[0]} tokens, but the "
             f"vocabulary has {len(vocab)}; the model files do not belong together.")
     try:
-        with torch.device("meta"):  # no time spent on random weights about to be overwritten
-            model = Im2LatexModel(config)
+        model = meta_model(config)
     except (ValueError, TypeError, ZeroDivisionError, RuntimeError) as error:
         raise CheckpointError(f"The model configuration in {where} is not valid ({error}).") from None
     expected = model.state_dict()

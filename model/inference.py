@@ -24,6 +24,7 @@ from .checkpoint import LoadedModel, load_model
 from .decoding import DEFAULT_GUARD, Decoded, RepetitionGuard, beam_search, greedy_decode
 from .errors import Im2LatexError
 from .images import load_image
+from .memory import release_unused_memory
 from .preprocess import preprocess
 from .resources import bundled_model_dir
 from .tokenizer import detokenize
@@ -206,6 +207,7 @@ class Recognizer:
                 self._loaded = loaded
                 if self._warmup:
                     self.warm_up()
+                release_unused_memory(self.device)
             return self._loaded
 
     def warm_up(self) -> None:

@@ -278,6 +278,30 @@ class Im2LatexModel(nn.Module):
         return F.linear(self.norm(x), self.tok_emb.weight)
 
 
+class _SkipRandomFills(torch.overrides.TorchFunctionMode):
+    """Turns the in-place random fills of weight initialization into no-ops.
+
+    On the meta device they are pointless, and not free: torch runs their meta versions through
+    ``torch._refs``, whose first use imports ``torch._dynamo`` (and sympy, triton: seconds and
+    some 200 MB of resident memory in the app)."""
+
+    SKIPPED = frozenset({torch.Tensor.normal_, torch.Tensor.uniform_, nn.init.normal_, nn.init.uniform_,
+                         nn.init.trunc_normal_, nn.init.kaiming_normal_, nn.init.kaiming_uniform_,
+                         nn.init.xavier_normal_, nn.init.xavier_uniform_})
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in self.SKIPPED:
+            return args[0] if args else kwargs["tensor"]  # the tensor to fill, unchanged
+        return func(*args, **(kwargs or {}))
+
+
+def meta_model(config: ModelConfig) -> Im2LatexModel:
+    """The network with no storage and no initialization (meta tensors), for loading weights into
+    with ``load_state_dict(..., assign=True)``: no time spent on random weights about to be replaced."""
+    with torch.device("meta"), _SkipRandomFills():
+        return Im2LatexModel(config)
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable values (shared weights counted once)."""
     return sum(p.numel() for p in model.parameters())
