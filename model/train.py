@@ -203,6 +203,10 @@ def _manifest_samples(split_dir: Path) -> int:
 
 def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # data workers must not fight the trainer for cores
+    # `pkill -f "im2latex train"` reaches the workers too (same command line): they leave the
+    # stopping to the trainer, which saves a checkpoint and then shuts them down
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 # ---------------------------------------------------------------- evaluation during training

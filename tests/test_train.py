@@ -84,3 +84,32 @@ def test_export_writes_a_bundle_the_recognizer_loads(data_dir, tmp_path):
     loaded = load_model(tmp_path / "bundle")
     assert loaded.meta["total_steps"] == 2
     assert sorted(p.name for p in (tmp_path / "bundle").iterdir()) == ["config.json", "meta.json", "model.pt", "vocab.json"]
+
+
+def test_terminating_every_training_process_saves_and_exits_cleanly(data_dir, tmp_path):
+    """`make train-stop` (pkill -f "im2latex train") reaches the data workers too, which share the
+    trainer's command line; the trainer must still save last.pt and exit 0."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "model.cli", "train", "--data", str(data_dir), "--out", str(out),
+           "--steps", "100000", "--batch-size", "4", "--batch-pixels", str(10**7), "--workers", "1",
+           "--log-every", "1", "--eval-every", "100000", "--save-every", "100000", "--threads", "1",
+           "--model-config", json.dumps(TINY)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while not (out / "metrics.jsonl").exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.stdout.read().decode()
+        os.killpg(proc.pid, signal.SIGTERM)  # the trainer and its data worker, like pkill -f
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, output.decode()[-2000:]
+    assert load_model(out / "last.pt").meta["total_steps"] >= 1
