@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -140,7 +141,9 @@ def _steps(model: Im2LatexModel, max_len: int) -> int:
 
 def _log_probs(logits: torch.Tensor, step: int, min_len: int) -> torch.Tensor:
     logits = logits.float()
-    logits[:, [PAD, BOS]] = float("-inf")  # never outputs; a half-trained model may still rank them
+    # never outputs; a half-trained model may still rank them (two plain fills: a list index costs more)
+    logits[:, PAD] = float("-inf")
+    logits[:, BOS] = float("-inf")
     logp = F.log_softmax(logits, dim=-1)
     if step < min_len:
         logp[:, EOS] = float("-inf")
@@ -153,9 +156,23 @@ def _mean_prob(log_probs: list[float]) -> float:
     return float(torch.tensor(log_probs, dtype=torch.float64).exp().mean())
 
 
-def _prepare(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tensor):
-    device = next(model.parameters()).device
-    return model.encode(images.to(device), sizes.to(device))
+@contextmanager
+def _decoding(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tensor, cached: bool, rows_per_item: int = 1):
+    """What greedy decoding and beam search share: the model in eval and inference mode (its
+    training flag restored after), the images encoded, a stepper over ``rows_per_item`` rows per
+    image.  Yields ``(batch, stepper, device)``."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            device = next(model.parameters()).device
+            memory, pad_mask = model.encode(images.to(device), sizes.to(device))
+            if rows_per_item > 1:
+                memory, pad_mask = memory.repeat_interleave(rows_per_item, 0), pad_mask.repeat_interleave(rows_per_item, 0)
+            stepper = (_CachedStepper if cached else _UncachedStepper)(model, memory, pad_mask)
+            yield memory.shape[0] // rows_per_item, stepper, memory.device
+    finally:
+        model.train(was_training)
 
 
 def greedy_decode(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tensor, max_len: int,
@@ -164,52 +181,44 @@ def greedy_decode(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tenso
     """The most probable next token at every step.  ``min_len`` forbids EOS before that many tokens;
     ``time_budget`` (seconds) and ``guard`` bound the call (see the module docstring)."""
     deadline = _deadline(time_budget)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            memory, pad_mask = _prepare(model, images, sizes)
-            stepper = (_CachedStepper if cached else _UncachedStepper)(model, memory, pad_mask)
-            batch = memory.shape[0]
-            ids: list[list[int]] = [[] for _ in range(batch)]
-            logps: list[list[float]] = [[] for _ in range(batch)]
-            stopped: list[str | None] = [None] * batch
-            ended = [False] * batch
-            active = list(range(batch))  # the item of each row still decoding
-            tokens = torch.full((batch,), BOS, dtype=torch.long, device=memory.device)
-            for step in range(_steps(model, max_len)):
-                best_logp, best = _log_probs(stepper.step(tokens), step, min_len).max(dim=-1)
-                keep = []
-                for row, (item, token, lp) in enumerate(zip(active, best.tolist(), best_logp.tolist())):
-                    logps[item].append(lp)
-                    if token == EOS:
-                        ended[item] = True
-                        continue
-                    ids[item].append(token)
-                    cut = guard.cut(ids[item]) if guard is not None else None
-                    if cut is not None:
-                        ids[item], stopped[item] = cut, "repetition"
-                        continue
-                    keep.append(row)
-                if not keep:
-                    break
-                if deadline is not None and time.perf_counter() > deadline:
-                    for row in keep:
-                        stopped[active[row]] = "time"
-                    break
-                if len(keep) < len(active):
-                    index = torch.tensor(keep, device=memory.device)
-                    stepper.select(index)
-                    best = best.index_select(0, index)
-                    active = [active[row] for row in keep]
-                tokens = best
-            for i in range(batch):
-                if not ended[i] and stopped[i] is None:
-                    stopped[i] = "length"
-            return [Decoded(ids[i], _capped(_mean_prob(logps[i]), stopped[i]), stopped=stopped[i])
-                    for i in range(batch)]
-    finally:
-        model.train(was_training)
+    with _decoding(model, images, sizes, cached) as (batch, stepper, device):
+        ids: list[list[int]] = [[] for _ in range(batch)]
+        logps: list[list[float]] = [[] for _ in range(batch)]
+        stopped: list[str | None] = [None] * batch
+        ended = [False] * batch
+        active = list(range(batch))  # the item of each row still decoding
+        tokens = torch.full((batch,), BOS, dtype=torch.long, device=device)
+        for step in range(_steps(model, max_len)):
+            best_logp, best = _log_probs(stepper.step(tokens), step, min_len).max(dim=-1)
+            keep = []
+            for row, (item, token, lp) in enumerate(zip(active, best.tolist(), best_logp.tolist())):
+                logps[item].append(lp)
+                if token == EOS:
+                    ended[item] = True
+                    continue
+                ids[item].append(token)
+                cut = guard.cut(ids[item]) if guard is not None else None
+                if cut is not None:
+                    ids[item], stopped[item] = cut, "repetition"
+                    continue
+                keep.append(row)
+            if not keep:
+                break
+            if deadline is not None and time.perf_counter() > deadline:
+                for row in keep:
+                    stopped[active[row]] = "time"
+                break
+            if len(keep) < len(active):
+                index = torch.tensor(keep, device=device)
+                stepper.select(index)
+                best = best.index_select(0, index)
+                active = [active[row] for row in keep]
+            tokens = best
+        for i in range(batch):
+            if not ended[i] and stopped[i] is None:
+                stopped[i] = "length"
+        return [Decoded(ids[i], _capped(_mean_prob(logps[i]), stopped[i]), stopped=stopped[i])
+                for i in range(batch)]
 
 
 @dataclass
@@ -245,74 +254,65 @@ def beam_search(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tensor,
     if beam < 1:
         raise ValueError("beam must be at least 1")
     deadline = _deadline(time_budget)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            memory, pad_mask = _prepare(model, images, sizes)
-            device = memory.device
-            batch, k = memory.shape[0], beam
-            stepper = (_CachedStepper if cached else _UncachedStepper)(
-                model, memory.repeat_interleave(k, 0), pad_mask.repeat_interleave(k, 0))
-            finished: list[list[_Hypothesis]] = [[] for _ in range(batch)]
-            looped: list[list[_Hypothesis]] = [[] for _ in range(batch)]
-            active = list(range(batch))  # rows i*k .. i*k+k-1 belong to item active[i]
-            hyps = [[_Hypothesis([], []) for _ in range(k)] for _ in range(batch)]
-            scores = torch.full((batch, k), float("-inf"), device=device)
-            scores[:, 0] = 0.0  # all beams start equal: expand only the first at step 0
-            tokens = torch.full((batch * k,), BOS, dtype=torch.long, device=device)
-            steps = _steps(model, max_len)
-            for step in range(steps):
-                logp = _log_probs(stepper.step(tokens), step, min_len)
-                vocab = logp.shape[-1]
-                logp = logp.view(len(active), k, vocab)
-                total = (scores[:, :, None] + logp).view(len(active), k * vocab)
-                top_total, top_index = total.topk(min(2 * k, k * vocab), dim=1)
-                top_beam, top_token = top_index // vocab, top_index % vocab
-                top_logp = logp[torch.arange(len(active), device=device)[:, None], top_beam, top_token]
-                out_of_time = deadline is not None and time.perf_counter() > deadline
-                last = step == steps - 1 or out_of_time
-                reason = "length" if step == steps - 1 else "time"
-                rows, new_tokens, new_scores, new_active, new_hyps = [], [], [], [], []
-                for i, item in enumerate(active):
-                    chosen: list[tuple[int, int, float, _Hypothesis]] = []
-                    for rank, (b, token, s, lp) in enumerate(zip(top_beam[i].tolist(), top_token[i].tolist(),
-                                                                 top_total[i].tolist(), top_logp[i].tolist())):
-                        if s == float("-inf"):
-                            break
-                        hyp = hyps[i][b].extended(token, lp)
-                        if token == EOS:
-                            if rank < k:
-                                finished[item].append(hyp)
-                            continue
-                        cut = guard.cut(hyp.ids) if guard is not None else None
-                        if cut is not None:
-                            looped[item].append(hyp.ended_by("repetition", cut))
-                            continue
-                        chosen.append((i * k + b, token, s, hyp))
-                        if len(chosen) == k:
-                            break
-                    if last:
-                        finished[item].extend(h.ended_by(reason) for *_, h in chosen)
-                    if last or not chosen or len(looped[item]) >= k or _settled(finished[item], chosen, k):
+    with _decoding(model, images, sizes, cached, rows_per_item=beam) as (batch, stepper, device):
+        k = beam
+        finished: list[list[_Hypothesis]] = [[] for _ in range(batch)]
+        looped: list[list[_Hypothesis]] = [[] for _ in range(batch)]
+        active = list(range(batch))  # rows i*k .. i*k+k-1 belong to item active[i]
+        hyps = [[_Hypothesis([], []) for _ in range(k)] for _ in range(batch)]
+        scores = torch.full((batch, k), float("-inf"), device=device)
+        scores[:, 0] = 0.0  # all beams start equal: expand only the first at step 0
+        tokens = torch.full((batch * k,), BOS, dtype=torch.long, device=device)
+        steps = _steps(model, max_len)
+        for step in range(steps):
+            logp = _log_probs(stepper.step(tokens), step, min_len)
+            vocab = logp.shape[-1]
+            logp = logp.view(len(active), k, vocab)
+            total = (scores[:, :, None] + logp).view(len(active), k * vocab)
+            top_total, top_index = total.topk(min(2 * k, k * vocab), dim=1)
+            top_beam, top_token = top_index // vocab, top_index % vocab
+            top_logp = logp[torch.arange(len(active), device=device)[:, None], top_beam, top_token]
+            out_of_time = deadline is not None and time.perf_counter() > deadline
+            last = step == steps - 1 or out_of_time
+            reason = "length" if step == steps - 1 else "time"
+            rows, new_tokens, new_scores, new_active, new_hyps = [], [], [], [], []
+            for i, item in enumerate(active):
+                chosen: list[tuple[int, int, float, _Hypothesis]] = []
+                for rank, (b, token, s, lp) in enumerate(zip(top_beam[i].tolist(), top_token[i].tolist(),
+                                                             top_total[i].tolist(), top_logp[i].tolist())):
+                    if s == float("-inf"):
+                        break
+                    hyp = hyps[i][b].extended(token, lp)
+                    if token == EOS:
+                        if rank < k:
+                            finished[item].append(hyp)
                         continue
-                    while len(chosen) < k:  # too few live candidates: pad with dead beams
-                        chosen.append((chosen[0][0], chosen[0][1], float("-inf"), chosen[0][3]))
-                    new_active.append(item)
-                    new_hyps.append([h for *_, h in chosen])
-                    for row, token, s, _ in chosen:
-                        rows.append(row)
-                        new_tokens.append(token)
-                        new_scores.append(s)
-                if not new_active:
-                    break
-                stepper.select(torch.tensor(rows, device=device))
-                active, hyps = new_active, new_hyps
-                tokens = torch.tensor(new_tokens, dtype=torch.long, device=device)
-                scores = torch.tensor(new_scores, device=device).view(len(active), k)
-            return [_best_of(finished[i] + looped[i], k) for i in range(batch)]
-    finally:
-        model.train(was_training)
+                    cut = guard.cut(hyp.ids) if guard is not None else None
+                    if cut is not None:
+                        looped[item].append(hyp.ended_by("repetition", cut))
+                        continue
+                    chosen.append((i * k + b, token, s, hyp))
+                    if len(chosen) == k:
+                        break
+                if last:
+                    finished[item].extend(h.ended_by(reason) for *_, h in chosen)
+                if last or not chosen or len(looped[item]) >= k or _settled(finished[item], chosen, k):
+                    continue
+                while len(chosen) < k:  # too few live candidates: pad with dead beams
+                    chosen.append((chosen[0][0], chosen[0][1], float("-inf"), chosen[0][3]))
+                new_active.append(item)
+                new_hyps.append([h for *_, h in chosen])
+                for row, token, s, _ in chosen:
+                    rows.append(row)
+                    new_tokens.append(token)
+                    new_scores.append(s)
+            if not new_active:
+                break
+            stepper.select(torch.tensor(rows, device=device))
+            active, hyps = new_active, new_hyps
+            tokens = torch.tensor(new_tokens, dtype=torch.long, device=device)
+            scores = torch.tensor(new_scores, device=device).view(len(active), k)
+        return [_best_of(finished[i] + looped[i], k) for i in range(batch)]
 
 
 def _settled(finished: list[_Hypothesis], chosen: list, beam: int) -> bool:

@@ -235,18 +235,26 @@ class Recognizer:
         ``time_budget``: seconds for this call (None: ``self.time_budget``; math.inf: unbounded)."""
         return self.recognize_batch([image], beam=beam, time_budget=time_budget)[0]
 
-    def recognize_batch(self, images: list, beam: int = 1, *, time_budget: float | None = None) -> list[Recognition]:
+    def prepare(self, image) -> np.ndarray:
+        """One image (path, bytes or PIL image) as the model's input; raises ImageError/BlankImageError.
+
+        For callers that want to sort or filter images before ``recognize_batch(..., prepared=True)``."""
+        return preprocess(load_image(image), self.load().config.input)
+
+    def recognize_batch(self, images: list, beam: int = 1, *, time_budget: float | None = None,
+                        prepared: bool = False) -> list[Recognition]:
         """Several images decoded as one batch; ``seconds`` is the batch time shared out evenly.
 
-        The time budget (as in ``recognize``) covers the whole call."""
+        The time budget (as in ``recognize``) covers the whole call.  ``prepared``: the images are
+        already ``prepare``'s arrays."""
         if beam < 1:
             raise ValueError("beam must be at least 1")
         if not images:
             return []
-        loaded = self.load()
+        self.load()
         start = time.perf_counter()
         budget = self.time_budget if time_budget is None else time_budget
-        arrays = [preprocess(load_image(image), loaded.config.input) for image in images]
+        arrays = list(images) if prepared else [self.prepare(image) for image in images]
         batch, sizes = pad_batch(arrays)
         with self._lock:
             warning = None

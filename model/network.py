@@ -1,7 +1,8 @@
 """The recognizer network: a ResNet-18 trunk reads the image, a Transformer decoder writes tokens.
 
 Encoder: the first ``config.encoder_stages`` stages of ResNet-18 (one input channel; torchvision's
-layout, built by ``model.resnet`` without importing torchvision), a 1x1 convolution to
+layout, built by ``model.resnet`` without importing torchvision; ``config.encoder_stride`` 8 runs
+the third stage without downsampling, for finer feature cells), a 1x1 convolution to
 ``d_model``, a 2-D sinusoidal position code, flattened row by row into a sequence.
 Images in a batch are padded at the right/bottom; the encoder zeroes the padded cells before
 every convolution, so an image gives the same features alone as inside a padded batch (training
@@ -67,6 +68,22 @@ class Encoder(nn.Module):
         self.proj = nn.Conv2d(channels, config.d_model, kernel_size=1)
         self.norm = nn.LayerNorm(config.d_model)
         self.stride = 2 ** (config.encoder_stages + 1)
+        self._keep_resolution(config.encoder_stride or self.stride)
+
+    def _keep_resolution(self, stride: int) -> None:
+        """Run the last stages' downsampling blocks at stride 1 until the features have
+        ``stride``: finer cells with the very same weights (convolution strides are not weights)."""
+        if stride < 4 or stride > self.stride or stride & (stride - 1):
+            raise ValueError(f"ModelConfig.encoder_stride must be a power of 2 from 4 to {self.stride} "
+                             f"for {len(self.layers)} stages, not {stride}")
+        for layer in reversed(self.layers):
+            if self.stride == stride:
+                break
+            block = layer[0]
+            if block.conv1.stride[0] == 2:
+                block.conv1.stride = (1, 1)
+                block.downsample[0].stride = (1, 1)
+                self.stride //= 2
 
     def forward(self, images: torch.Tensor, sizes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         sizes = sizes.to(images.device)
@@ -167,6 +184,10 @@ class DecoderLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, memory_kv: tuple[torch.Tensor, torch.Tensor],
                 attn_mask: torch.Tensor | None, cache: "LayerCache | None" = None) -> torch.Tensor:
+        if not self.training:  # the same without the dropout calls: a decoder step is ~90 small ops
+            x = x + self.self_attn(self.norm1(x), cache)
+            x = x + self.cross_attn(self.norm2(x), memory_kv, attn_mask)
+            return x + self.ff(self.norm3(x))
         x = x + self.drop(self.self_attn(self.norm1(x), cache))
         x = x + self.drop(self.cross_attn(self.norm2(x), memory_kv, attn_mask))
         return x + self.drop(self.ff(self.norm3(x)))
@@ -271,8 +292,8 @@ class Im2LatexModel(nn.Module):
         return self._logits(x)[:, 0]
 
     def _embed(self, tokens: torch.Tensor, start: int) -> torch.Tensor:
-        positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)
-        return self.drop(self.tok_emb(tokens) + self.pos_emb(positions)[None])
+        x = self.tok_emb(tokens) + self.pos_emb.weight[start:start + tokens.shape[1]]  # rows = positions
+        return self.drop(x) if self.training else x
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(self.norm(x), self.tok_emb.weight)

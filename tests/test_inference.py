@@ -221,3 +221,23 @@ def test_predict_on_a_missing_gpu_exits_2(tiny_model_dir, capsys):
     assert main(["predict", "--device", "cuda", "--model", str(tiny_model_dir.bundle),
                  str(tiny_model_dir.images[0])]) == 2
     assert "no CUDA GPU" in capsys.readouterr().err
+
+
+def test_predict_batches_give_the_one_by_one_results_in_order(tiny_model_dir, tmp_path, capsys):
+    blank = str(_blank_png(tmp_path / "blank.png"))
+    images = [str(p) for p in tiny_model_dir.images]
+    files = [images[0], blank, *images[1:], images[0]]
+    common = ["predict", "--json", "--device", "cpu", "--model", str(tiny_model_dir.bundle)]
+    assert main(common + ["--batch", "1", *files]) == 1
+    alone = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert main(common + ["--batch", "3", *files]) == 1  # windows of 12: several, sorted by size inside
+    batched = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["image"] for r in batched] == files
+    assert [r.get("latex") for r in batched] == [r.get("latex") for r in alone]
+    assert [r.get("latex") for r in batched] == [tiny_model_dir.formulas[0], None, *tiny_model_dir.formulas[1:],
+                                                 tiny_model_dir.formulas[0]]
+    for a, b in zip(alone, batched):
+        assert ("error" in a) == ("error" in b)
+        if "confidence" in a:
+            assert a["confidence"] == pytest.approx(b["confidence"], abs=2e-4)
+    assert main(common + ["--batch", "0", *files]) == 2
