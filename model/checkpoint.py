@@ -162,7 +162,7 @@ def _check_vocab(config: ModelConfig, vocab: Vocab, where: Path | None = None) -
 
 # (low, high) bounds of each configuration number; ints must be ints, floats may be ints.
 _CONFIG_RANGES = {
-    "vocab_size": (5, 10**7), "encoder_stages": (1, 4), "d_model": (4, 2**16), "nhead": (1, 1024),
+    "vocab_size": (5, 10**7), "encoder_stages": (1, 4), "encoder_stride": (0, 32), "d_model": (4, 2**16), "nhead": (1, 1024),
     "decoder_layers": (1, 1000), "dim_feedforward": (1, 2**20), "dropout": (0.0, 0.99),
     "max_len": (2, MAX_LEN_LIMIT),
 }

@@ -126,6 +126,8 @@ def build_model(cfg: TrainConfig, rt: Runtime) -> tuple[Im2LatexModel, ModelConf
     if cfg.resume:
         loaded = load_model(cfg.resume, device="cpu")
         model, mcfg, vocab = loaded.model, loaded.config, loaded.vocab
+        if cfg.model:
+            model, mcfg = _reshape_resumed(model, mcfg, cfg.model)
         state = dict(loaded.state or {})
         state["meta"] = dict(loaded.meta or {})
         model.train()
@@ -140,6 +142,25 @@ def build_model(cfg: TrainConfig, rt: Runtime) -> tuple[Im2LatexModel, ModelConf
         model = Im2LatexModel(mcfg)
         state = {"meta": {}}
     return model.to(rt.device), mcfg, vocab, state
+
+
+# Settings a resumed model may change: they leave every weight's shape as it is.
+RESUME_OVERRIDES = ("encoder_stride", "dropout")
+
+
+def _reshape_resumed(model: Im2LatexModel, mcfg: ModelConfig, overrides: dict) -> tuple[Im2LatexModel, ModelConfig]:
+    """The resumed weights in a model built with ``overrides`` (e.g. finer feature cells)."""
+    current = mcfg.to_dict()
+    refused = sorted(k for k, v in overrides.items() if k not in RESUME_OVERRIDES and current.get(k) != v)
+    if refused:
+        raise ValueError(f"a resumed model keeps its shape: --model-config may only change "
+                         f"{', '.join(RESUME_OVERRIDES)}, not {', '.join(refused)}")
+    if all(current.get(k) == v for k, v in overrides.items()):
+        return model, mcfg
+    new = ModelConfig.from_dict({**current, **overrides})
+    reshaped = Im2LatexModel(new)
+    reshaped.load_state_dict(model.state_dict())
+    return reshaped.train(), new
 
 
 def lr_at(step: int, cfg: TrainConfig, minutes: float = 0.0) -> float:
@@ -385,7 +406,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         kind = {"int": int, "float": float, "bool": _bool}.get(str(f.type).split(" ")[0], str)
         parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None)
     parser.add_argument("--model-config", dest="model", type=json.loads, default=None,
-                        help='ModelConfig overrides for a fresh model, as JSON: \'{"d_model": 192}\'')
+                        help='ModelConfig overrides for a fresh model, as JSON: \'{"d_model": 192}\'; '
+                             'a resumed one may change only encoder_stride and dropout')
 
 
 def _bool(text: str) -> bool:

@@ -56,9 +56,10 @@ def test_shapes_and_memory_mask_mark_cells_entirely_in_padding():
     assert logits.shape == (2, 7, 30)
 
 
-def test_an_image_gives_the_same_output_alone_as_in_a_padded_batch():
+@pytest.mark.parametrize("stride", [0, 8])
+def test_an_image_gives_the_same_output_alone_as_in_a_padded_batch(stride):
     torch.manual_seed(1)
-    model = Im2LatexModel(small_config(encoder_stages=3, d_model=96, nhead=4)).eval()
+    model = Im2LatexModel(small_config(encoder_stages=3, d_model=96, nhead=4, encoder_stride=stride)).eval()
     with torch.no_grad():  # give BatchNorm non-trivial statistics, so padding would show
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
@@ -74,6 +75,20 @@ def test_an_image_gives_the_same_output_alone_as_in_a_padded_batch():
             alone_images, alone_sizes = pad_batch([array])
             alone = model(alone_images, alone_sizes, tgt[i:i + 1])
             torch.testing.assert_close(batched[i], alone[0], atol=1e-4, rtol=1e-4)
+
+
+def test_a_finer_encoder_stride_keeps_the_weights_and_quadruples_the_cells():
+    coarse = Im2LatexModel(small_config(encoder_stages=3)).eval()
+    fine = Im2LatexModel(small_config(encoder_stages=3, encoder_stride=8)).eval()
+    fine.load_state_dict(coarse.state_dict())  # the same names and shapes: weights carry over
+    images, sizes = pad_batch(random_inputs([(32, 64)]))
+    with torch.no_grad():
+        assert coarse.encode(images, sizes)[0].shape[1] == 2 * 4
+        assert fine.encode(images, sizes)[0].shape[1] == 4 * 8
+    assert fine.encoder.stride == 8 and coarse.encoder.stride == 16
+    for bad in (2, 12, 32):
+        with pytest.raises(ValueError, match="encoder_stride"):
+            Im2LatexModel(small_config(encoder_stages=3, encoder_stride=bad))
 
 
 def test_incremental_steps_match_teacher_forcing():

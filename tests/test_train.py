@@ -52,6 +52,19 @@ def test_smoke_run_then_resume(data_dir, tmp_path):
     assert again.meta["samples_seen"] > loaded.meta["samples_seen"]
 
 
+def test_resume_with_finer_feature_cells_keeps_the_weights(data_dir, tmp_path):
+    common = dict(data=str(data_dir), batch_size=4, batch_pixels=10**7, warmup=1, log_every=1,
+                  eval_every=100, eval_samples=4, save_every=100, workers=0, threads=1)
+    first = train(TrainConfig(out=str(tmp_path / "a"), steps=1, model=TINY, **common))
+    finer = train(TrainConfig(out=str(tmp_path / "b"), steps=1, resume=str(first),
+                              model={"encoder_stride": 4}, **common))
+    loaded = load_model(finer)
+    assert loaded.config.encoder_stride == 4 and loaded.model.encoder.stride == 4
+    assert loaded.meta["total_steps"] == 2
+    with pytest.raises(ValueError, match="keeps its shape"):
+        train(TrainConfig(out=str(tmp_path / "c"), steps=1, resume=str(first), model={"d_model": 32}, **common))
+
+
 def test_config_file_and_flags(tmp_path):
     f = tmp_path / "t.json"
     f.write_text(json.dumps({"steps": 7, "lr": 0.001}))
