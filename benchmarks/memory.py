@@ -1,8 +1,10 @@
 """Where the app's resident memory goes: RSS after each import/load step, in one fresh process.
 
 Steps, cumulative: Python, Qt (a QApplication), matplotlib's mathtext (the preview), torch,
-torchvision (the network's ResNet import, which pulls in torch._dynamo), the model loaded,
-the warm-up.  With ``--cpu-torch-python`` (a Python whose torch is a CPU-only build) the RSS of
+the model code, the model loaded and warmed up as the app does it (``Recognizer(warmup=True)``,
+whose ``load`` ends with ``model.memory.release_unused_memory``: heap trimmed, the CUDA
+libraries' clean pages unmapped on the CPU), one recognition.  Also noted: whether
+torchvision or torch._dynamo got imported (neither should: they cost ~210 MB).  With ``--cpu-torch-python`` (a Python whose torch is a CPU-only build) the RSS of
 ``import torch`` there is added, to show what the CUDA build's libraries cost on a CPU machine.
 
     .venv/bin/python benchmarks/memory.py --model DIR [--cpu-torch-python /path/to/python]
@@ -37,13 +39,19 @@ step("Qt (QApplication)", qt)
 step("matplotlib mathtext (preview)", lambda: __import__("matplotlib.mathtext"))
 import model  # OMP_WAIT_POLICY before torch
 step("torch", lambda: __import__("torch"))
-step("torchvision (-> torch._dynamo)", lambda: __import__("torchvision"))
+step("model code (model.inference)", lambda: __import__("model.inference"))
 def load():
     global r
     from model.inference import Recognizer
-    r = Recognizer(model_path=sys.argv[1], device="cpu"); r.load()
-step("model code + Recognizer.load()", load)
-step("warm-up", lambda: r.warm_up())
+    r = Recognizer(model_path=sys.argv[1], device="cpu", warmup=True); r.load()
+step("Recognizer.load() + warm-up, then memory released", load)
+def recognize():
+    from PIL import Image, ImageDraw
+    canvas = Image.new("L", (400, 60), 255)
+    ImageDraw.Draw(canvas).text((10, 20), "x^2 + y_1 = z", fill=0)
+    r.recognize(canvas)
+step("one recognition", recognize)
+steps.append(("(torchvision / torch._dynamo imported: %s / %s)" % ("torchvision" in sys.modules, "torch._dynamo" in sys.modules), rss(), 0.0))
 print("STEPS " + json.dumps([{"step": n, "rss_mb": round(m), "seconds": round(s, 2)} for n, m, s in steps]))
 """
 

@@ -84,7 +84,7 @@ def _startup_table(startup: dict) -> str:
     load, app = startup["load"], startup["app"]
     rows = [
         ("`import torch` (fresh process)", f"{load['import_torch_s']:.2f} s"),
-        ("import the model code (checkpoint, network, torchvision)", f"{load['import_model_code_s']:.2f} s"),
+        ("import the model code (checkpoint, network)", f"{load['import_model_code_s']:.2f} s"),
         ("model load: `Recognizer.load()`", f"{load['load_s']:.2f} s"),
         ("warm-up (one dummy recognition, in the background)", f"{load['warm_up_s']:.2f} s"),
         ("first recognition after warm-up (long formula)", f"{load['first_recognition_s']:.2f} s"),

@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--note", action="append", default=[], help="a remark to print with the conditions")
     parser.add_argument("--cpu-torch-python", default=None,
                         help="a Python with a CPU-only torch build, to compare import memory with")
+    parser.add_argument("--keep-others", action="store_true",
+                        help="parts not run keep their figures from the existing results.json (noted in the report)")
     args = parser.parse_args(argv)
     parts = [p for p in args.parts.split(",") if p]
     unknown = set(parts) - set(PARTS)
@@ -98,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.train_speed import run_train_speed
 
         timed("train_speed", lambda: run_train_speed(steps=4 if quick else 16, log_every=2 if quick else 4))
+    if args.keep_others:
+        _keep_other_parts(results, parts, args.out_dir / "results.json")
     results["render_speed"] = render_summary()
     if CHANGES_FILE.exists():
         results["changes"] = json.loads(CHANGES_FILE.read_text())
@@ -114,6 +118,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {t['what']}: {t['measured']} {t['unit']} (target {t['target']}) -> "
               f"{'n/a' if t['met'] is None else 'met' if t['met'] else 'NOT met'}")
     return 0
+
+
+RESULT_KEYS = {"train": "train_speed"}  # part name -> its key in results.json, where they differ
+
+
+def _keep_other_parts(results: dict, parts: list[str], previous_file: Path) -> None:
+    """Copy the figures of the parts not run now from an earlier results.json, and say so."""
+    if not previous_file.exists():
+        return
+    previous = json.loads(previous_file.read_text())
+    kept = [p for p in PARTS if p not in parts and RESULT_KEYS.get(p, p) in previous]
+    for part in kept:
+        key = RESULT_KEYS.get(part, part)
+        results[key] = previous[key]
+        results["seconds"][key] = previous.get("seconds", {}).get(key)
+    if kept:
+        results["notes"].append(f"sections {', '.join(kept)}: figures kept from the run of "
+                                f"{previous.get('generated', 'an earlier date')} (not re-run now)")
 
 
 if __name__ == "__main__":

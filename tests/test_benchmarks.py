@@ -180,3 +180,18 @@ def test_throughput_times_a_real_predict_run(tiny_model_dir):
     assert set(row) == {"images", "recognized", "failed", "exit_code", "threads", "process_s", "images_per_s",
                         "recognition_s", "steady_images_per_s", "start_up_s"}
     assert 0 < row["recognition_s"] <= row["process_s"] and row["start_up_s"] >= 0
+
+
+def test_run_all_can_keep_the_parts_it_does_not_run(tmp_path):
+    import json
+
+    from benchmarks import run_all
+
+    previous = {"generated": "2026-12-01 11:29", "seconds": {"speedups": 219.5, "train_speed": 68.8},
+                "speedups": {"rows": [1]}, "train_speed": {"rate": 7.0}, "latency": {"old": True}}
+    (tmp_path / "results.json").write_text(json.dumps(previous))
+    results = {"latency": {"new": True}, "seconds": {"latency": 1.0}, "notes": []}
+    run_all._keep_other_parts(results, ["latency"], tmp_path / "results.json")
+    assert results["latency"] == {"new": True}  # what ran now wins
+    assert results["speedups"] == {"rows": [1]} and results["train_speed"] == {"rate": 7.0}
+    assert "2026-12-01 11:29" in results["notes"][0] and "speedups, train" in results["notes"][0]
