@@ -212,6 +212,10 @@ def test_sampler_buckets_by_width_deterministically(shard_split):
     budget = BucketBatchSampler(widths, max_pixels=64 * 16 * 300, heights=heights, seed=1, with_epoch=False)
     for b in budget:
         assert len(b) == 1 or len(b) * widths[b].max() * heights[b].max() <= 64 * 16 * 300
+    # heights come first: padding to the tallest item wastes little
+    padded = sum(len(b) * widths[b].max() * heights[b].max() for b in budget)
+    assert padded < 1.3 * (widths * heights).sum()
+    assert np.mean([np.ptp(heights[b]) for b in budget]) < 0.1 * np.ptp(heights)
     ranks = [list(BucketBatchSampler(widths, batch_size=8, seed=1, rank=r, world=2, with_epoch=False)) for r in (0, 1)]
     assert len(ranks[0]) == len(ranks[1])
     assert not {i for b in ranks[0] for i in b} & {i for b in ranks[1] for i in b}

@@ -567,7 +567,7 @@ class FormulaDataset:
 
 
 class BucketBatchSampler:
-    """Batches of samples with similar widths, so padding wastes little.
+    """Batches of samples with equal heights and similar widths, so padding wastes little.
 
     Batch size is a count (``batch_size``), a pixel budget (``max_pixels``: batch size x
     widest x tallest padded input), or both (whichever is smaller).  Sorting by width with a
@@ -610,12 +610,11 @@ class BucketBatchSampler:
             return self._cache[1]
         n = len(self.widths)
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, 7919]))
-        if self.shuffle:
-            # jitter of up to one grid cell mixes equal-width neighbours differently each epoch
-            keys = self.widths + rng.uniform(0, 16, n)
-            order = np.argsort(keys, kind="stable")
-        else:
-            order = np.argsort(self.widths, kind="stable")
+        # jitter of up to one grid cell mixes equal-width neighbours differently each epoch
+        keys = self.widths + rng.uniform(0, 16, n) if self.shuffle else self.widths
+        # heights first: one tall formula in a batch of one-line ones would pad them all to its
+        # height (measured: batches padded to 112-176 px where most inputs are 32 px tall)
+        order = np.lexsort((keys, self.heights))
         batches: list[list[int]] = []
         current: list[int] = []
         max_w = max_h = 0
