@@ -215,6 +215,16 @@ def make_loader(split_dir: Path, vocab: Vocab, mcfg: ModelConfig, cfg: TrainConf
     return dataset, sampler, loader
 
 
+def close_loader(loader) -> None:
+    """Stop a DataLoader's persistent workers now.  Left to garbage collection, a loader caught
+    in a reference cycle outlives the trainer, and at exit multiprocessing's SIGTERM, which the
+    workers ignore (see ``_worker_init``), leaves the process waiting for them for ever."""
+    iterator = getattr(loader, "_iterator", None)
+    if iterator is not None:
+        iterator._shutdown_workers()  # sends each worker its end-of-work sentinel and joins it
+        loader._iterator = None
+
+
 def _manifest_samples(split_dir: Path) -> int:
     try:
         return int(json.loads((split_dir / "manifest.json").read_text()).get("samples", 0))
@@ -331,6 +341,7 @@ def train(cfg: TrainConfig) -> Path:
     while step < cfg.steps and not stop["now"]:
         if epoch > 0 and _manifest_samples(data / "train") > len(train_ds):
             # rendering is still adding shards: train on everything there is now
+            close_loader(loader)
             train_ds, sampler, loader = make_loader(data / "train", vocab, mcfg, cfg, rt, augment=True, shuffle=True)
             if rt.main:
                 tqdm.write(f"epoch {epoch}: {len(train_ds)} training samples")
@@ -384,6 +395,8 @@ def train(cfg: TrainConfig) -> Path:
                 break
         epoch += 1
     bar.close()
+    close_loader(loader)
+    close_loader(val_loader)
     hours = (time.time() - start) / 3600
     path = out / "last.pt"
     if rt.main:

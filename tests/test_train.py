@@ -101,7 +101,8 @@ def test_export_writes_a_bundle_the_recognizer_loads(data_dir, tmp_path):
 
 def test_terminating_every_training_process_saves_and_exits_cleanly(data_dir, tmp_path):
     """`make train-stop` (pkill -f "im2latex train") reaches the data workers too, which share the
-    trainer's command line; the trainer must still save last.pt and exit 0."""
+    trainer's command line; the trainer must still save last.pt and exit 0 (not hang at exit
+    waiting for workers that ignore the signal)."""
     import os
     import signal
     import subprocess
@@ -111,12 +112,15 @@ def test_terminating_every_training_process_saves_and_exits_cleanly(data_dir, tm
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "model.cli", "train", "--data", str(data_dir), "--out", str(out),
            "--steps", "100000", "--batch-size", "4", "--batch-pixels", str(10**7), "--workers", "1",
-           "--log-every", "1", "--eval-every", "100000", "--save-every", "100000", "--threads", "1",
+           "--log-every", "1", "--eval-every", "2", "--eval-samples", "4", "--save-every", "100000", "--threads", "1",
            "--model-config", json.dumps(TINY)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.time() + 120
-        while not (out / "metrics.jsonl").exists() and time.time() < deadline and proc.poll() is None:
+        # wait for a validation too: its loader's workers must be shut down as well
+        metrics = out / "metrics.jsonl"
+        while not (metrics.exists() and "val_bleu4" in metrics.read_text()) and time.time() < deadline \
+                and proc.poll() is None:
             time.sleep(0.2)
         assert proc.poll() is None, proc.stdout.read().decode()
         os.killpg(proc.pid, signal.SIGTERM)  # the trainer and its data worker, like pkill -f
