@@ -153,16 +153,18 @@ def caching(subject: Subject, samples: list[TestSample]) -> list[dict]:
                 "key/value cache", stats["cached"])]
 
 
-def threads_in_process(subject: Subject, samples: list[TestSample]) -> list[dict]:
-    def variant(threads: int):
-        def fn(sample):
-            torch.set_num_threads(threads)
-            images, sizes = subject.inputs([sample])
-            lo, hi = subject.limits([sample])
-            greedy_decode(subject.model, images, sizes, hi, min_len=lo)
-        return fn
+def greedy_with_threads(subject: Subject, threads: int):
+    """One timed variant: greedy decoding of a sample with ``threads`` torch threads."""
+    def fn(sample):
+        torch.set_num_threads(threads)
+        images, sizes = subject.inputs([sample])
+        lo, hi = subject.limits([sample])
+        greedy_decode(subject.model, images, sizes, hi, min_len=lo)
+    return fn
 
-    stats = interleaved({"1": variant(1), "2": variant(2)}, samples)
+
+def threads_in_process(subject: Subject, samples: list[TestSample]) -> list[dict]:
+    stats = interleaved({"1": greedy_with_threads(subject, 1), "2": greedy_with_threads(subject, 2)}, samples)
     return [row("threads (same process, interleaved)", "2 threads", stats["2"], "1 thread", stats["1"])]
 
 
@@ -192,18 +194,10 @@ def batch_early_stop(subject: Subject, samples: list[TestSample], batch: int = 1
 
 def int8_latency(path: Path | None, samples: list[TestSample]) -> tuple[list[dict], Subject, Subject]:
     fp32, int8 = Subject(path), Subject(path, int8=True)
-
-    def variant(subject: Subject, threads: int):
-        def fn(sample):
-            torch.set_num_threads(threads)
-            images, sizes = subject.inputs([sample])
-            lo, hi = subject.limits([sample])
-            greedy_decode(subject.model, images, sizes, hi, min_len=lo)
-        return fn
-
     rows = []
     for threads in (1, 2):
-        stats = interleaved({"fp32": variant(fp32, threads), "int8": variant(int8, threads)}, samples)
+        stats = interleaved({"fp32": greedy_with_threads(fp32, threads), "int8": greedy_with_threads(int8, threads)},
+                            samples)
         rows.append(row(f"dynamic int8 Linear layers ({threads} thread{'s' if threads > 1 else ''})",
                         "float32", stats["fp32"], "int8", stats["int8"]))
     return rows, fp32, int8
@@ -252,21 +246,14 @@ print("FIRST " + json.dumps({"warm_up_s": t1 - t0, "first_s": t2 - t1, "second_s
 """
 
 POLICY_SCRIPT = r"""
-import json, sys, time, torch
-from benchmarks.speedups import Subject, interleaved
+import json, sys
+from benchmarks.speedups import Subject, greedy_with_threads, interleaved
 from benchmarks.testset import bucketed_samples
-from model.decoding import greedy_decode
 from pathlib import Path
 subject = Subject(Path(sys.argv[1]) if sys.argv[1] != "-" else None)
 samples = bucketed_samples(per_bucket=int(sys.argv[2]))["medium"]
-def variant(threads):
-    def fn(sample):
-        torch.set_num_threads(threads)
-        images, sizes = subject.inputs([sample])
-        lo, hi = subject.limits([sample])
-        greedy_decode(subject.model, images, sizes, hi, min_len=lo)
-    return fn
-print("POLICY " + json.dumps(interleaved({"1": variant(1), "2": variant(2)}, samples)))
+variants = {"1": greedy_with_threads(subject, 1), "2": greedy_with_threads(subject, 2)}
+print("POLICY " + json.dumps(interleaved(variants, samples)))
 """
 
 
