@@ -111,8 +111,8 @@ class ShardWriter:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.split = split
         self.max_shard_bytes = int(max_shard_bytes)
-        self.done: set[str] = set()          # formulas rendered or skipped already, by any renderer
-        # the same, per renderer: a formula drawn by pdflatex may still be drawn by KaTeX
+        # formulas rendered or skipped already, per renderer: one drawn by pdflatex may still be
+        # drawn by KaTeX
         self.done_by_renderer: defaultdict[str, set[str]] = defaultdict(set)
         self.shards: list[dict] = []          # per shard: stem, samples, bytes
         self.skipped: Counter[str] = Counter()
@@ -231,8 +231,12 @@ class ShardWriter:
         self._mark_done(latex, str(meta.get("renderer", "tex")))
 
     def _mark_done(self, latex: str, renderer: str) -> None:
-        self.done.add(latex)
         self.done_by_renderer[renderer].add(latex)
+
+    @property
+    def done(self) -> set[str]:
+        """Formulas rendered or skipped already, by any renderer."""
+        return set().union(*self.done_by_renderer.values())
 
     def _sync(self) -> None:
         for f in (self._tar, self._index, self._skip_file):
