@@ -296,7 +296,9 @@ def train(cfg: TrainConfig) -> Path:
         model = model.to(memory_format=torch.channels_last)
     use_bf16 = cfg.amp == "auto" and bf16_is_fast(rt.device)
     optimizer = make_optimizer(model, cfg)
-    if state.get("optimizer") and meta.get("train_config", {}).get("lr") == cfg.lr:
+    if state.get("optimizer"):
+        # Adam's moments carry over whatever the new peak learning rate: the schedule below sets
+        # each group's lr on every step, so the saved lr is never used
         try:
             optimizer.load_state_dict(state["optimizer"])
         except (ValueError, KeyError):

@@ -52,6 +52,16 @@ def test_smoke_run_then_resume(data_dir, tmp_path):
     assert again.meta["samples_seen"] > loaded.meta["samples_seen"]
 
 
+def test_resume_with_a_new_peak_learning_rate_keeps_adams_moments(data_dir, tmp_path):
+    """Continuing an annealed model at a lower peak must not throw away the optimizer state."""
+    common = dict(data=str(data_dir), batch_size=4, batch_pixels=10**7, warmup=1, log_every=1,
+                  eval_every=100, eval_samples=4, save_every=100, workers=0, model=TINY, threads=1)
+    first = train(TrainConfig(out=str(tmp_path / "a"), steps=3, lr=6e-4, **common))
+    second = train(TrainConfig(out=str(tmp_path / "b"), steps=2, lr=2e-4, resume=str(first), **common))
+    adam = load_model(second).state["optimizer"]["state"]
+    assert int(adam[0]["step"]) == 5  # 3 + 2: the moments carried over, not restarted
+
+
 def test_resume_with_finer_feature_cells_keeps_the_weights(data_dir, tmp_path):
     common = dict(data=str(data_dir), batch_size=4, batch_pixels=10**7, warmup=1, log_every=1,
                   eval_every=100, eval_samples=4, save_every=100, workers=0, threads=1)
