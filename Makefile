@@ -9,7 +9,7 @@ DATA ?= data
 RUN ?= runs/latest
 MODEL ?= resources/model
 
-.PHONY: run test install tex system-deps data data-web train train-bg train-stop eval bench clean
+.PHONY: run test install tex system-deps data data-web train train-bg train-stop gpu-pack eval bench clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ train-bg: install
 
 train-stop:
 	-pkill -TERM -f "im2latex train" && echo "asked training to save and stop"
+
+# A lent GPU machine (no TeX, 64 MiB a call): pack rendered samples and formulas to draw there
+# into artifacts/gpu/, then carry it in one time-boxed call (see model/gpu_session.py, README).
+gpu-pack: install
+	$(BIN)/python -m model.gpu_session pack --data $(DATA)
 
 eval: install
 	$(BIN)/im2latex evaluate --split $(DATA)/shards/val --out $(RUN)/val_report.json
