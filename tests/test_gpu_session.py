@@ -5,30 +5,19 @@ import json
 import pytest
 
 from model.checkpoint import load_model
-from model.config import InputSpec
-from model.data.shards import ShardReader, ShardWriter
+from model.data.shards import ShardReader
 from model.gpu_session import pack, run
-from model.images import load_image
-from model.preprocess import preprocess
+from model.tokenizer import normalize
 from model.train import TrainConfig, train
 from model.vocab import Vocab
-from model.tokenizer import normalize
-from tiny_model import TINY_FORMULAS, render_formula
-
-TINY = {"encoder_stages": 2, "d_model": 64, "nhead": 4, "decoder_layers": 1, "dim_feedforward": 128,
-        "max_len": 40}
+from tiny_model import TINY_FORMULAS, TINY_TRAIN_MODEL as TINY, write_tiny_shards
 UNRENDERED = [r"a+b=c", r"x_{1}+x_{2}", r"\gamma\delta"]
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
-    spec = InputSpec()
-    with ShardWriter(root / "shards", "train") as writer:
-        for i, latex in enumerate(TINY_FORMULAS):
-            path = render_formula(latex, root / f"{i}.png", dpi=120 + 10 * i)
-            h, w = preprocess(load_image(path), spec).shape
-            writer.add(path.read_bytes(), latex, "mathtext-cm", "inline", 120, "mathtext", w, h)
+    write_tiny_shards(root, "train")
     (root / "corpus").mkdir()
     lines = [json.dumps({"latex": f, "source": "test"}) for f in TINY_FORMULAS + UNRENDERED]
     (root / "corpus" / "train.jsonl").write_text("\n".join(lines) + "\n")

@@ -6,30 +6,17 @@ import json
 import pytest
 
 from model.checkpoint import load_model
-from model.config import InputSpec
-from model.data.shards import ShardWriter
-from model.images import load_image
-from model.preprocess import preprocess
 from model.tokenizer import normalize
 from model.train import TrainConfig, lr_at, train
 from model.vocab import Vocab
-from tiny_model import TINY_FORMULAS, render_formula
-
-TINY = {"encoder_stages": 2, "d_model": 64, "nhead": 4, "decoder_layers": 1, "dim_feedforward": 128,
-        "max_len": 40}
+from tiny_model import TINY_FORMULAS, TINY_TRAIN_MODEL as TINY, write_tiny_shards
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
-    spec = InputSpec()
     for split in ("train", "val"):
-        with ShardWriter(root / "shards", split) as writer:
-            for i, latex in enumerate(TINY_FORMULAS):
-                path = render_formula(latex, root / f"{split}{i}.png", dpi=120 + 10 * i)
-                png = path.read_bytes()
-                h, w = preprocess(load_image(path), spec).shape
-                writer.add(png, latex, "mathtext-cm", "inline", 120, "mathtext", w, h)
+        write_tiny_shards(root, split)
     (root / "corpus").mkdir()
     Vocab.build([normalize(f) for f in TINY_FORMULAS]).save(root / "corpus" / "vocab.json")
     return root

@@ -66,6 +66,25 @@ def render_formula(latex: str, path: Path, dpi: int = 150) -> Path:
     return path
 
 
+# ModelConfig overrides for `im2latex train` smoke runs on the tiny shards: seconds per run.
+TINY_TRAIN_MODEL = {"encoder_stages": 2, "d_model": 64, "nhead": 4, "decoder_layers": 1, "dim_feedforward": 128,
+                    "max_len": 40}
+
+
+def write_tiny_shards(root: Path, split: str) -> None:
+    """TINY_FORMULAS drawn with mathtext into ``root/shards/<split>``, laid out as `im2latex data
+    render` writes them (the PNGs themselves are left in ``root``)."""
+    from model.config import InputSpec
+    from model.data.shards import ShardWriter
+
+    spec = InputSpec()
+    with ShardWriter(root / "shards", split) as writer:
+        for i, latex in enumerate(TINY_FORMULAS):
+            path = render_formula(latex, root / f"{split}{i}.png", dpi=120 + 10 * i)
+            h, w = preprocess(load_image(path), spec).shape
+            writer.add(path.read_bytes(), latex, "mathtext-cm", "inline", 120, "mathtext", w, h)
+
+
 def _reads_back(model: Im2LatexModel, images, sizes, vocab: Vocab, formulas: list[str]) -> bool:
     decoded = greedy_decode(model, images, sizes, model.config.max_len)
     return all(detokenize(vocab.decode(d.ids)) == f for d, f in zip(decoded, formulas))
