@@ -83,6 +83,33 @@ class LatexSyntaxError(ValueError):
     """The formula cannot be parsed (unbalanced braces, dangling script...)."""
 
 
+@dataclass
+class TextMode:
+    """Follows a token stream and says whether it is inside a text-mode argument
+    (``\\text{...}``), where spaces and characters such as ``<`` mean something else."""
+
+    _starts: list[int] = field(default_factory=list)  # brace depths at which text arguments opened
+    _depth: int = 0
+    _pending: bool = False
+
+    @property
+    def inside(self) -> bool:
+        return bool(self._starts)
+
+    def feed(self, tok: str) -> None:
+        if tok == "{":
+            self._depth += 1
+            if self._pending:
+                self._starts.append(self._depth)
+                self._pending = False
+        elif tok == "}":
+            if self._starts and self._starts[-1] == self._depth:
+                self._starts.pop()
+            self._depth -= 1
+        elif tok in TEXT_COMMANDS:
+            self._pending = True
+
+
 def tokenize(latex: str) -> list[str]:
     """Split LaTeX into tokens: control words, control symbols, single characters.
 
@@ -90,9 +117,7 @@ def tokenize(latex: str) -> list[str]:
     each run of spaces becomes the SPACE token, because there spaces are visible.
     """
     tokens: list[str] = []
-    text_depth: list[int] = []  # brace depths at which a text-mode argument started
-    depth = 0
-    pending_text = False
+    mode = TextMode()
     pos = 0
     while pos < len(latex):
         env = _ENV_RE.match(latex, pos)
@@ -104,26 +129,15 @@ def tokenize(latex: str) -> list[str]:
         assert match is not None
         tok = match.group(0)
         pos = match.end()
-        in_text = bool(text_depth)
         if tok.isspace():
-            if in_text and tokens and tokens[-1] != SPACE:
+            if mode.inside and tokens and tokens[-1] != SPACE:
                 tokens.append(SPACE)
             continue
         if _STARRED_WORD.fullmatch(tok) and tok not in ("\\operatorname*", "\\hspace*"):
             # \frac* is not a command: the star is its own token.
             tokens.append(tok[:-1])
             tok = "*"
-        if tok == "{":
-            depth += 1
-            if pending_text:
-                text_depth.append(depth)
-                pending_text = False
-        elif tok == "}":
-            if text_depth and text_depth[-1] == depth:
-                text_depth.pop()
-            depth -= 1
-        elif tok in TEXT_COMMANDS:
-            pending_text = True
+        mode.feed(tok)
         tokens.append(tok)
     return tokens
 

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import TexNotFoundError
-from ..tokenizer import TEXT_COMMANDS, detokenize, tokenize
+from ..tokenizer import TextMode, detokenize, tokenize
 from .rendering import RenderResult, Skip, crop_to_ink, per_formula, single_line, to_image
 
 # lmodern is only a "Recommends" of texlive-base, so it is named explicitly.
@@ -109,26 +109,15 @@ def tex_source(latex: str) -> str:
     latex = single_line(latex)
     if not any(c in latex for c in _TEXT_CHAR_COMMANDS):
         return latex
-    tokens = tokenize(latex)
     out: list[str] = []
-    text_depth: list[int] = []
-    depth, pending, changed = 0, False, False
-    for tok in tokens:
-        if tok == "{":
-            depth += 1
-            if pending:
-                text_depth.append(depth)
-                pending = False
-        elif tok == "}":
-            if text_depth and text_depth[-1] == depth:
-                text_depth.pop()
-            depth -= 1
-        elif tok in TEXT_COMMANDS:
-            pending = True
-        elif text_depth and tok in _TEXT_CHAR_COMMANDS:
+    mode = TextMode()
+    changed = False
+    for tok in tokenize(latex):
+        if mode.inside and tok in _TEXT_CHAR_COMMANDS:
             out += [_TEXT_CHAR_COMMANDS[tok], "{", "}"]
             changed = True
             continue
+        mode.feed(tok)
         out.append(tok)
     return detokenize(out) if changed else latex
 
