@@ -19,7 +19,8 @@ import torch.nn.functional as F
 
 from model.batching import pad_batch
 from model.checkpoint import save_bundle
-from model.config import ModelConfig
+from model.config import InputSpec, ModelConfig
+from model.data.shards import ShardWriter
 from model.decoding import greedy_decode
 from model.images import load_image
 from model.network import Im2LatexModel, count_parameters
@@ -74,9 +75,6 @@ TINY_TRAIN_MODEL = {"encoder_stages": 2, "d_model": 64, "nhead": 4, "decoder_lay
 def write_tiny_shards(root: Path, split: str) -> None:
     """TINY_FORMULAS drawn with mathtext into ``root/shards/<split>``, laid out as `im2latex data
     render` writes them (the PNGs themselves are left in ``root``)."""
-    from model.config import InputSpec
-    from model.data.shards import ShardWriter
-
     spec = InputSpec()
     with ShardWriter(root / "shards", split) as writer:
         for i, latex in enumerate(TINY_FORMULAS):
