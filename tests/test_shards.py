@@ -14,8 +14,9 @@ from PIL import Image, ImageDraw
 from model.batching import pad_batch
 from model.config import InputSpec
 from model.data.render_mathtext import render_mathtext
-from model.data.shards import (BucketBatchSampler, FormulaDataset, ShardError, ShardReader, ShardWriter,
-                               verify_shards)
+from model.data import augment as augment_module
+from model.data.shards import (AUGMENT_ATTEMPTS, BucketBatchSampler, FormulaDataset, ShardError, ShardReader,
+                               ShardWriter, size_matches, verify_shards)
 from model.preprocess import preprocess
 from model.tokenizer import normalize
 from model.vocab import BOS, EOS, Vocab
@@ -192,6 +193,61 @@ def test_dataset_items_are_model_inputs_and_token_ids(shard_split, vocab):
     assert a1.shape != a3.shape or not np.array_equal(a1, a3)  # another epoch: another augmentation
     noisy.set_epoch(1)
     assert np.array_equal(noisy[3][0], a3)
+
+
+def test_augmented_items_keep_about_the_clean_input_size(shard_split, vocab):
+    """The sampler buckets by the stored (clean) sizes, so no augmented item may be much bigger."""
+    spec = InputSpec()
+    dataset = FormulaDataset(shard_split, vocab, spec, augment=True, seed=0)
+    for epoch in range(3):
+        for i in range(len(dataset)):
+            array, _ = dataset[(i, epoch)]
+            assert size_matches(array.shape, (dataset.heights[i], dataset.widths[i]), spec.grid)
+    assert size_matches((48, 336), (32, 224), 16) and not size_matches((256, 688), (32, 64), 16)
+    assert not size_matches((32, 96), (32, 224), 16)  # far too small is a misjudged scale too
+
+
+def _misjudged_scale(monkeypatch, bad_attempts: int) -> list[int]:
+    """Make augmentation blow the model input up 4x on its first ``bad_attempts`` draws (as when
+    preprocessing misreads the glyph size of a faint, blurred snip); returns the draws made."""
+    draws: list[int] = []
+    real_augment = augment_module.augment
+
+    def fake_augment(image, rng):
+        draws.append(len(draws))
+        return real_augment(image, rng)
+
+    import model.preprocess as preprocess_module
+
+    real_preprocess = preprocess_module.preprocess
+
+    def fake_preprocess(image, spec):
+        array = real_preprocess(image, spec)
+        if len(draws) <= bad_attempts and image.mode == "RGB":
+            return np.zeros((array.shape[0] * 4, array.shape[1] * 4), dtype=np.float32)
+        return array
+
+    monkeypatch.setattr(augment_module, "augment", fake_augment)
+    monkeypatch.setattr(preprocess_module, "preprocess", fake_preprocess)
+    return draws
+
+
+def test_a_misjudged_augmentation_is_drawn_again(shard_split, vocab, monkeypatch):
+    spec = InputSpec()
+    draws = _misjudged_scale(monkeypatch, bad_attempts=1)
+    array, _ = FormulaDataset(shard_split, vocab, spec, augment=True, seed=0)[(3, 0)]
+    assert len(draws) == 2
+    clean, _ = FormulaDataset(shard_split, vocab, spec, augment=False)[3]
+    assert size_matches(array.shape, clean.shape, spec.grid) and not np.array_equal(array, clean)
+
+
+def test_the_clean_render_serves_when_every_draw_is_misjudged(shard_split, vocab, monkeypatch):
+    spec = InputSpec()
+    draws = _misjudged_scale(monkeypatch, bad_attempts=AUGMENT_ATTEMPTS)
+    array, ids = FormulaDataset(shard_split, vocab, spec, augment=True, seed=0)[(3, 0)]
+    assert len(draws) == AUGMENT_ATTEMPTS
+    clean, clean_ids = FormulaDataset(shard_split, vocab, spec, augment=False)[3]
+    assert np.array_equal(array, clean) and ids == clean_ids
 
 
 def test_sampler_buckets_by_width_deterministically(shard_split):

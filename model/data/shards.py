@@ -510,9 +510,26 @@ def verify_shards(path: str | Path, decode: bool = True, raise_on_error: bool = 
 # ---------------------------------------------------------------- training
 
 
-def item_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
-    """The random stream of one sample in one epoch: reproducible, independent of workers."""
-    return np.random.default_rng(np.random.SeedSequence([int(seed), int(epoch), int(index)]))
+def item_rng(seed: int, epoch: int, index: int, attempt: int = 0) -> np.random.Generator:
+    """The random stream of one sample in one epoch (and one retry of its augmentation):
+    reproducible, independent of workers."""
+    key = [int(seed), int(epoch), int(index)] + ([int(attempt)] if attempt else [])
+    return np.random.default_rng(np.random.SeedSequence(key))
+
+
+# An augmented snip is used only when preprocessing gives it about the clean render's input size
+# (each side within this factor, plus one grid step).  Otherwise preprocessing misjudged its glyph
+# scale (a faint, blurred or low-contrast draw): the model would learn glyphs at the wrong size,
+# and since batches are bucketed by the clean sizes, one such sample padded a whole batch of
+# 32 x 64 px inputs to 256 x 688 px (8x the pixel budget, 30-45 s for one CPU step).
+AUGMENT_SIZE_TOLERANCE = 1.5
+AUGMENT_ATTEMPTS = 3
+
+
+def size_matches(shape: tuple[int, ...], clean: tuple[int, int], grid: int) -> bool:
+    """True when an input of ``shape`` (h, w) has about the ``clean`` input's size."""
+    return all(c / AUGMENT_SIZE_TOLERANCE - grid <= s <= c * AUGMENT_SIZE_TOLERANCE + grid
+               for s, c in zip(shape, clean))
 
 
 class FormulaDataset:
@@ -557,17 +574,26 @@ class FormulaDataset:
         if index < 0:
             index += len(self)
         image = self.reader.read_image(index)
-        array = None
-        if self.augment:
-            from .augment import augment
-
-            try:
-                array = preprocess(augment(image, item_rng(self.seed, epoch, index)), self.spec)
-            except BlankImageError:
-                array = None  # an augmentation too faint to read: use the clean render
+        array = self._augmented(image, index, epoch) if self.augment else None
         if array is None:
             array = preprocess(image, self.spec)
         return array, self.tokens(index)
+
+    def _augmented(self, image: Image.Image, index: int, epoch: int) -> np.ndarray | None:
+        """The model input of an augmented snip whose size matches the clean input's (up to
+        ``AUGMENT_ATTEMPTS`` draws), else None: the clean render is used instead."""
+        from ..preprocess import preprocess
+        from .augment import augment
+
+        clean = (int(self.heights[index]), int(self.widths[index]))
+        for attempt in range(AUGMENT_ATTEMPTS):
+            try:
+                array = preprocess(augment(image, item_rng(self.seed, epoch, index, attempt)), self.spec)
+            except BlankImageError:
+                continue  # an augmentation too faint to read
+            if size_matches(array.shape, clean, self.spec.grid):
+                return array
+        return None
 
 
 class BucketBatchSampler:
