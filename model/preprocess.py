@@ -37,6 +37,7 @@ STROKE_CUT = 0.4         # ink at least this strong is part of a stroke (binariz
 NOISE_CUT = 0.15         # ink below this fraction of the ink strength is noise
 MAX_COMPONENTS = 200     # glyph height is estimated from at most this many components
 MIN_CORRELATION = 0.12   # binarized ink less correlated between neighbours: noise, not strokes
+MIN_GLYPH_PIXELS = 3     # a component this short is a speck at any real scale, never a whole glyph
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 
@@ -441,14 +442,16 @@ def _glyph_height(ink: np.ndarray, comps: _Components) -> float:
     widths = (table[:, 3] - table[:, 2]).astype(np.float64)
     # Dots, commas, primes and specks are not glyph-sized.  The yardstick is a high percentile
     # of the heights (letters, not dots, even in "a, b, \ldots, z"), with heights capped at 3x
-    # the median so that big delimiters cannot be it; the criteria are relative and so the
-    # same at every scale: short (dots), or small both ways (commas; subscript letters are as
-    # short but wider).  The weights ramp from 0 to 1 across each threshold, so that a mark
-    # near one cannot make the estimate jump between two scales.
-    reference = np.percentile(np.minimum(heights, 3.0 * np.median(heights)), 80)
+    # the median so that big delimiters cannot be it (nor, where they are many, at all: see
+    # _big_delimiters); the criteria are relative and so the same at every scale: short
+    # (dots), or small both ways (commas; subscript letters are as short but wider).  The
+    # weights ramp from 0 to 1 across each threshold, so that a mark near one cannot make the
+    # estimate jump between two scales.
+    delimiters = _big_delimiters(heights, widths)
+    reference = _capped_percentile(heights[~delimiters])
     tall = _ramp(heights / reference, 0.30, 0.40)
     big = _ramp(np.maximum(heights / (0.5 * reference), widths / (0.35 * reference)), 0.8, 1.2)
-    weights = tall * big
+    weights = tall * big * ~delimiters
     if weights.sum() <= 0.0:
         weights = np.ones_like(heights)
     # Big delimiters, integrals and sums are not letters either; with few letters even a
@@ -458,6 +461,28 @@ def _glyph_height(ink: np.ndarray, comps: _Components) -> float:
     if weights.sum() <= 0.0:
         return float(max(1.0, letter))
     return float(max(1.0, _middle_mean(heights, weights)))
+
+
+def _capped_percentile(heights: np.ndarray) -> float:
+    """The 80th percentile of the heights, each capped at 3x the median."""
+    return float(np.percentile(np.minimum(heights, 3.0 * np.median(heights)), 80))
+
+
+def _big_delimiters(heights: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """Tall narrow components (brackets, parentheses, bars, integral signs) over 2.5x the
+    height of the other glyphs, where they would set the yardstick: a column vector has more
+    of them than digits above the 80th percentile (two brackets, three digits), the estimate
+    was then the brackets' height, and the vector was shrunk to a few pixels.  Elsewhere
+    (the yardstick is a glyph's height) none: the fading below handles them.  Brackets come in
+    pairs around at least as many glyphs, so more of them than other glyphs is no vector."""
+    narrow = widths <= 0.5 * heights
+    # the other glyphs, without specks (anti-aliasing fragments are many at low resolution)
+    others = heights[~narrow & (heights >= max(MIN_GLYPH_PIXELS, 0.1 * heights.max()))]
+    if others.size == 0 or _capped_percentile(heights) <= 2.5 * np.median(others):
+        return np.zeros_like(narrow)
+    delimiters = narrow & (heights > 2.5 * np.median(others))
+    # more "delimiters" than other glyphs: the others are dots (the i's in "i(t)"), not letters
+    return delimiters if delimiters.sum() <= others.size else np.zeros_like(narrow)
 
 
 def _ramp(x: np.ndarray, low: float, high: float) -> np.ndarray:

@@ -396,6 +396,23 @@ def test_estimate_ignores_big_parentheses():
     assert estimate_glyph_height(wrapped) == pytest.approx(base, rel=0.05)
 
 
+def test_estimate_ignores_the_brackets_of_a_column_vector():
+    """Two tall brackets and three digits: the brackets are more than a fifth of the
+    components, so the high percentile that should be a digit's height was a bracket's (the
+    vector was then shrunk to a few pixels)."""
+    digits = [ink_map(Image.fromarray(_render_gray(f"${d}$", 150))) for d in "391"]
+    width = max(d.shape[1] for d in digits)
+    column = np.concatenate([np.pad(d, ((6, 6), (0, width - d.shape[1]))) for d in digits], axis=0)
+    bracket = ink_map(Image.fromarray(_render_gray(r"$[$", 150, size=64)))
+    bracket = bracket[np.linspace(0, bracket.shape[0] - 1, column.shape[0]).astype(int)]  # as tall as the column
+    vector = np.concatenate([bracket, np.zeros((column.shape[0], 4)), column, np.zeros((column.shape[0], 4)),
+                             bracket[:, ::-1]], axis=1)
+    tallest = max(d.shape[0] for d in digits)
+    base = estimate_glyph_height(np.concatenate([np.pad(d, ((0, tallest - d.shape[0]), (0, 6))) for d in digits], axis=1))
+    assert column.shape[0] > 3 * base  # the brackets really are big
+    assert estimate_glyph_height(vector) == pytest.approx(base, rel=0.1)
+
+
 def test_estimate_ignores_dots_and_commas():
     assert estimate_glyph_height(_ink(r"$a, b, \ldots, z$")) == pytest.approx(estimate_glyph_height(_ink(r"$a\ b\ z$")), rel=0.06)
 

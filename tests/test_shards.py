@@ -16,7 +16,7 @@ from model.config import InputSpec
 from model.data.render_mathtext import render_mathtext
 from model.data import augment as augment_module
 from model.data.shards import (AUGMENT_ATTEMPTS, BucketBatchSampler, FormulaDataset, ShardError, ShardReader,
-                               ShardWriter, size_matches, verify_shards)
+                               ShardWriter, reindex_sizes, size_matches, verify_shards)
 from model.preprocess import preprocess
 from model.tokenizer import normalize
 from model.vocab import BOS, EOS, Vocab
@@ -146,6 +146,29 @@ def test_damaged_shards_are_reported_clearly(tmp_path):
     empty.mkdir()
     with pytest.raises(ShardError, match="holds no shards"):
         ShardReader(empty)
+
+
+def test_reindex_stores_the_sizes_preprocessing_gives_now(tmp_path):
+    spec = InputSpec()
+    renders = render_mathtext(FORMULAS[:5], "cm", "display", 150)
+    with ShardWriter(tmp_path, "train", max_shard_bytes=6000) as writer:  # several shards
+        for k, r in enumerate(renders):
+            buffer = io.BytesIO()
+            r.image.save(buffer, format="PNG")
+            stale = (16, 16) if k % 2 else preprocess(r.image, spec).shape  # as an older preprocessing gave
+            writer.add(buffer.getvalue(), r.latex, r.font, r.style, r.dpi, r.renderer, stale[1], stale[0])
+    split = tmp_path / "train"
+    assert len(list(split.glob("shard-*.jsonl"))) > 1
+    assert reindex_sizes(split) == (5, 2)
+    reader = ShardReader(split)
+    for i, r in enumerate(renders):
+        assert (reader.heights[i], reader.widths[i]) == preprocess(r.image, spec).shape
+        assert reader.latex[i] == r.latex
+    assert verify_shards(split).samples == 5 and not verify_shards(split).problems
+    assert reindex_sizes(split) == (5, 0)
+    with ShardWriter(tmp_path, "train"):  # a render writing to the split
+        with pytest.raises(ShardError, match="reindex after it has finished"):
+            reindex_sizes(split)
 
 
 # ---------------------------------------------------------------- Dataset and sampler

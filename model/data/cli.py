@@ -2,7 +2,8 @@
 
 Steps: ``corpus`` (formula lists -> <data>/corpus), ``render`` (corpus -> <data>/shards),
 ``build`` (both, every split, one command), ``preview`` (a picture of what the model is fed),
-``verify`` (check shards for damage), ``suite`` (the snip-style evaluation suite).
+``verify`` (check shards for damage), ``reindex`` (model-input sizes again, after a
+preprocessing change), ``suite`` (the snip-style evaluation suite).
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a shard split, or a shards folder (checks every split in it)")
     verify.add_argument("--no-decode", action="store_true", help="skip decoding every PNG (faster)")
     verify.set_defaults(data_handler=run_verify)
+    reindex = steps.add_parser("reindex", help="store every sample's model-input size again (after a "
+                                               "preprocessing change)", description=run_reindex.__doc__)
+    reindex.add_argument("--shards", type=Path, required=True,
+                         help="a shard split, or a shards folder (reindexes every split in it)")
+    reindex.add_argument("--quiet", action="store_true", help="no progress bar")
+    reindex.set_defaults(data_handler=run_reindex)
     parser.set_defaults(data_parser=parser)
 
 
@@ -78,16 +85,38 @@ def run_verify(args: argparse.Namespace) -> int:
     from ..errors import Im2LatexError
     from .shards import verify_shards
 
-    root = Path(args.shards)
-    splits = [root / s for s in ("train", "val", "test") if (root / s).is_dir()] or [root]
     failed = False
-    for split in splits:
+    for split in _splits(Path(args.shards)):
         try:
             print(verify_shards(split, decode=not args.no_decode).summary())
         except Im2LatexError as exc:
             print(f"im2latex data verify: {exc}", file=sys.stderr)
             failed = True
     return 1 if failed else 0
+
+
+def run_reindex(args: argparse.Namespace) -> int:
+    """Store again each sample's model-input size as the current preprocessing gives it.
+
+    Training batches samples by these sizes; renders made before a change to model/preprocess.py
+    keep stale ones, and a sample that now comes out much bigger pads its whole batch.
+    """
+    from ..errors import Im2LatexError
+    from .shards import reindex_sizes
+
+    for split in _splits(Path(args.shards)):
+        try:
+            samples, changed = reindex_sizes(split, progress=not args.quiet)
+        except Im2LatexError as exc:
+            print(f"im2latex data reindex: {exc}", file=sys.stderr)
+            return 1
+        print(f"{split}: {samples} samples, {changed} sizes changed", flush=True)
+    return 0
+
+
+def _splits(root: Path) -> list[Path]:
+    """The split folders of a shards folder, or the folder itself when it is one split."""
+    return [root / s for s in ("train", "val", "test") if (root / s).is_dir()] or [root]
 
 
 def run(args: argparse.Namespace) -> int:

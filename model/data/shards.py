@@ -507,6 +507,47 @@ def verify_shards(path: str | Path, decode: bool = True, raise_on_error: bool = 
     return report
 
 
+def reindex_sizes(split_dir: str | Path, spec=None, progress: bool = False) -> tuple[int, int]:
+    """Store again every sample's clean model-input size, as the current ``model.preprocess``
+    gives it; returns (samples, sizes changed).
+
+    The index keeps the size each render had when it was drawn, and training buckets batches
+    by it; after a change to preprocessing those sizes are stale, and a sample that now comes
+    out much bigger pads its whole batch.  Each index file is replaced atomically; a render
+    writing to the split meanwhile is refused (the writer's lock)."""
+    from tqdm import tqdm
+
+    from ..atomic import atomic_write
+    from ..config import InputSpec
+    from ..preprocess import preprocess
+
+    spec = spec or InputSpec()
+    directory = split_dir_of(split_dir)
+    with open(directory / LOCK, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ShardError(f"a render is writing to {directory}; reindex after it has finished") from None
+        reader = ShardReader(directory)
+        bar = tqdm(total=len(reader), disable=not progress, desc=f"reindex {directory.name}", mininterval=2)
+        changed, i = 0, 0
+        for index in sorted(directory.glob("shard-*.jsonl"), key=_shard_index):
+            records, _ = _read_index(index, strict=True)
+            lines = []
+            for record in records:
+                height, width = preprocess(reader.read_image(i), spec).shape
+                changed += (width, height) != (record["width"], record["height"])
+                record.update(width=int(width), height=int(height))
+                lines.append(json.dumps(record, ensure_ascii=False))
+                i += 1
+                bar.update(1)
+            with atomic_write(index) as f:
+                f.write("".join(line + "\n" for line in lines))
+        bar.close()
+        reader.close()
+    return i, changed
+
+
 # ---------------------------------------------------------------- training
 
 
