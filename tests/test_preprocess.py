@@ -413,6 +413,14 @@ def test_estimate_ignores_the_brackets_of_a_column_vector():
     assert estimate_glyph_height(vector) == pytest.approx(base, rel=0.1)
 
 
+def test_estimate_is_not_a_colons_dots_next_to_tall_narrow_letters():
+    """In "l:x=t" the colon's dots outnumber the wide letters (one x): the narrow l and t must
+    not be taken for big delimiters around dot-sized glyphs, at any resolution."""
+    for dpi in (150, 300, 450):
+        assert estimate_glyph_height(_ink(r"$l:x=t$", dpi)) == pytest.approx(
+            estimate_glyph_height(_ink(r"$l\ x\ t$", dpi)), rel=0.1)
+
+
 def test_estimate_ignores_dots_and_commas():
     assert estimate_glyph_height(_ink(r"$a, b, \ldots, z$")) == pytest.approx(estimate_glyph_height(_ink(r"$a\ b\ z$")), rel=0.06)
 
