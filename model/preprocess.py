@@ -478,9 +478,11 @@ def _big_delimiters(heights: np.ndarray, widths: np.ndarray) -> np.ndarray:
     narrow = widths <= 0.5 * heights
     # the other glyphs, without specks (anti-aliasing fragments are many at low resolution)
     others = heights[~narrow & (heights >= max(MIN_GLYPH_PIXELS, 0.1 * heights.max()))]
+    if others.size == 0:
+        return np.zeros_like(narrow)
     # their typical height, without dots (a colon, an i's dot): no letter is under half the tallest
-    typical = np.median(others[others >= 0.5 * others.max()]) if others.size else 0.0
-    if others.size == 0 or _capped_percentile(heights) <= 2.5 * typical:
+    typical = np.median(others[others >= 0.5 * others.max()])
+    if _capped_percentile(heights) <= 2.5 * typical:
         return np.zeros_like(narrow)
     delimiters = narrow & (heights > 2.5 * typical)
     # more "delimiters" than other glyphs: the others are dots (the i's in "i(t)"), not letters

@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 from model.batching import pad_batch
 from model.config import InputSpec
 from model.data.render_mathtext import render_mathtext
+import model.preprocess as preprocess_module
 from model.data import augment as augment_module
 from model.data.shards import (AUGMENT_ATTEMPTS, BucketBatchSampler, FormulaDataset, ShardError, ShardReader,
                                ShardWriter, reindex_sizes, size_matches, verify_shards)
@@ -239,8 +240,6 @@ def _misjudged_scale(monkeypatch, bad_attempts: int) -> list[int]:
     def fake_augment(image, rng):
         draws.append(len(draws))
         return real_augment(image, rng)
-
-    import model.preprocess as preprocess_module
 
     real_preprocess = preprocess_module.preprocess
 
