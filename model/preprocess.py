@@ -34,6 +34,7 @@ SMALL_PIXELS = 250_000  # below this, the whole image is analysed as it is
 MIN_SIDE = 4             # fewer rows or columns than this cannot hold a formula
 MIN_CONTRAST = 0.05      # strongest ink weaker than this (in full-range units): blank
 STROKE_CUT = 0.4         # ink at least this strong is part of a stroke (binarization)
+LINK_CUT = 0.2           # fainter ink joins a component that holds stroke ink (hysteresis)
 NOISE_CUT = 0.15         # ink below this fraction of the ink strength is noise
 MAX_COMPONENTS = 200     # glyph height is estimated from at most this many components
 MIN_CORRELATION = 0.12   # binarized ink less correlated between neighbours: noise, not strokes
@@ -306,6 +307,22 @@ def _components(mask: np.ndarray) -> _Components:
     return _Components(labels, spans[:, 0], spans[:, 1], spans[:, 2], spans[:, 3], area)
 
 
+def _stroke_components(ink: np.ndarray) -> _Components:
+    """Components of the strokes, binarized with hysteresis: ink >= LINK_CUT that is connected
+    to ink >= STROKE_CUT.
+
+    A single cut breaks thin strokes apart at low resolution (Computer Modern's hairlines are
+    under a pixel wide at 72-96 dpi, anti-aliased to less than STROKE_CUT), so glyphs fell into
+    fragments and the glyph height came out up to 2x too small; faint ink on its own (noise,
+    JPEG ringing) still forms no component.
+    """
+    faint, count = ndimage.label(ink >= LINK_CUT, structure=_EIGHT)
+    keep = np.zeros(count + 1, dtype=bool)
+    keep[faint[ink >= STROKE_CUT]] = True
+    keep[0] = False
+    return _components(keep[faint])
+
+
 def _row_max(flat: np.ndarray, width: int, rows: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """max(flat[row, left:right]) for many (row, left, right) at once, in one ufunc call."""
     starts = rows * width + left
@@ -328,11 +345,11 @@ def _subpixel_heights(ink: np.ndarray, labels: np.ndarray, boxes: np.ndarray) ->
     the estimate stays proportional to the scale.  ``ink`` must have a blank 1-pixel frame.
     """
     height, width = ink.shape
-    own = np.where(labels > 0, ink, 0.0).reshape(-1)
-    fringe = np.where(labels == 0, ink, 0.0)
-    ramp = (fringe > 0) & (fringe < 2 * NOISE_CUT)  # undo the noise cut's ramp (_ink_from_bins)
-    fringe[ramp] = NOISE_CUT + 0.5 * fringe[ramp]
-    fringe = fringe.reshape(-1)
+    coverage = ink.copy()
+    ramp = (coverage > 0) & (coverage < 2 * NOISE_CUT)  # undo the noise cut's ramp (_ink_from_bins)
+    coverage[ramp] = NOISE_CUT + 0.5 * coverage[ramp]
+    own = np.where(labels > 0, coverage, 0.0).reshape(-1)
+    fringe = np.where(labels == 0, coverage, 0.0).reshape(-1)
     top, bottom, left, right = (boxes[:, i].astype(np.intp) for i in range(4))
     rows = bottom - top
     peak = np.mean([_row_max(own, width, top + (rows * q).astype(np.intp), left, right) for q in (0.25, 0.5, 0.75)], axis=0)
@@ -514,8 +531,9 @@ def estimate_glyph_height(ink: np.ndarray) -> float:
     """Typical glyph height in pixels of an ink map (float (H, W) in [0, 1], 1 = ink).
 
     The estimate is a median-like statistic of the heights of the connected components of
-    the binarized ink (ink >= STROKE_CUT, 8-connected), after leaving out what is not
-    glyph-like:
+    the binarized ink (8-connected; ink >= STROKE_CUT, grown by hysteresis through fainter
+    ink >= LINK_CUT so that hairlines do not break glyphs apart at screen resolutions), after
+    leaving out what is not glyph-like:
 
     * flat filled rules (fraction bars, minus and equals signs, overlines): their height is a
       stroke width, not a glyph height, and a formula can have many;
@@ -547,7 +565,7 @@ def estimate_glyph_height(ink: np.ndarray) -> float:
     if ink.ndim != 2:
         raise ValueError(f"expected a 2-D ink map, got shape {ink.shape}")
     framed, _, _ = _framed(ink)
-    return _glyph_height(framed, _components(framed >= STROKE_CUT))
+    return _glyph_height(framed, _stroke_components(framed))
 
 
 def _framed(ink: np.ndarray) -> tuple[np.ndarray, int, int]:
@@ -671,7 +689,7 @@ def preprocess(image: Image.Image, spec: InputSpec) -> np.ndarray:
     mask = ink >= STROKE_CUT
     if _correlation(mask) < MIN_CORRELATION:
         raise BlankImageError("The snip looks blank: it holds only noise, no strokes.")
-    comps = _components(mask)
+    comps = _stroke_components(ink)
     glyph = _glyph_height(ink, comps)
     return _place(ink, _subpixel_box(ink, _content_box(comps, glyph)), glyph, spec)
 
