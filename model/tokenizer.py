@@ -280,6 +280,8 @@ def _normalize_one(nodes: list[Node], i: int) -> tuple[list[Node], int]:
             else:
                 arg, j = _take_argument(nodes, j)
             out.append(arg)
+        if tok == "\\text" and _is_word(out[1]):
+            return ["\\mathrm", out[1]], j  # \text{kg} and \mathrm{kg} look the same: one spelling
         if tok in ("\\operatorname", "\\operatorname*") and isinstance(out[1], Group):
             name = "".join(c for c in out[1].children if isinstance(c, str))
             if (tok == "\\operatorname" and name in NAMED_OPERATORS
@@ -287,6 +289,19 @@ def _normalize_one(nodes: list[Node], i: int) -> tuple[list[Node], int]:
                 return [f"\\{name}"], j
         return out, j
     return [tok], i + 1
+
+
+def _is_word(node: Node) -> bool:
+    """A group of letters only (no space, digit or command): upright in any text or roman font."""
+    return (isinstance(node, Group) and bool(node.children)
+            and all(isinstance(c, str) and len(c) == 1 and c.isascii() and c.isalpha() for c in node.children))
+
+
+def _drop_final_row_breaks(nodes: list[Node]) -> list[Node]:
+    """A \\\\ just before \\end{...} starts no row (LaTeX and KaTeX draw nothing for it)."""
+    return [n for k, n in enumerate(nodes)
+            if not (n == "\\\\" and k + 1 < len(nodes) and isinstance(nodes[k + 1], str)
+                    and nodes[k + 1].startswith("\\end{"))]
 
 
 def _reorder_scripts(nodes: list[Node]) -> list[Node]:
@@ -308,7 +323,7 @@ def _normalize(nodes: list[Node]) -> list[Node]:
     while i < len(nodes):
         produced, i = _normalize_one(nodes, i)
         out.extend(produced)
-    return _reorder_scripts(out)
+    return _reorder_scripts(_drop_final_row_breaks(out))
 
 
 def normalize_tokens(tokens: list[str]) -> list[str]:

@@ -164,7 +164,7 @@ def test_token_spaced_user_lists_are_read_right(tmp_path, shared):
     _build(out, shared, extra_lists=[lst], generated=0, val_fraction=0.0, test_fraction=0.0)
     rows = {r["latex"]: r["source"] for r in _read(out)["train"]}
     assert rows[r"\frac{1}{3}+\mathrm{eff}"] == "user:mylist"
-    assert rows[r"\text{if}y"] == "user:mylist"
+    assert rows[r"\mathrm{if}y"] == "user:mylist"  # a word in \text is written as \mathrm
     assert rows[r"x\text{for all}z"] == "user:mylist"
     assert rows[r"\frac{2}{7}"] == "user:mylist"
 

@@ -25,7 +25,17 @@ SAME = [
     (r"{x}", r"x"),
     (r"\sqrt[3]x", r"\sqrt[3]{x}"),
     (r"\begin {pmatrix} a & b \end {pmatrix}", r"\begin{pmatrix}a&b\end{pmatrix}"),
+    (r"330\text{cm}^3", r"330\mathrm{cm}^{3}"),  # a word in \text looks like \mathrm
+    (r"\mu\mbox{m}", r"\mu\mathrm{m}"),
+    (r"\begin{bmatrix}1\\2\\\end{bmatrix}", r"\begin{bmatrix}1\\2\end{bmatrix}"),  # no empty row
 ]
+
+
+def test_only_plain_words_leave_text_and_only_final_row_breaks_go():
+    assert normalize(r"\text{if x}")[0] == "\\text" and normalize(r"\text{R2}")[0] == "\\text"
+    assert normalize(r"\textbf{kg}")[0] == "\\textbf"
+    assert "\\\\" in normalize(r"\begin{array}{c}a\\\hline\end{array}")
+    assert normalize(r"\begin{cases}a\\b\end{cases}").count("\\\\") == 1
 
 
 @pytest.mark.parametrize("a,b", SAME)
