@@ -487,11 +487,13 @@ def _capped_percentile(heights: np.ndarray) -> float:
 
 def _big_delimiters(heights: np.ndarray, widths: np.ndarray) -> np.ndarray:
     """Tall narrow components (brackets, parentheses, bars, integral signs) over 2.5x the
-    height of the other glyphs, where they would set the yardstick: a column vector has more
-    of them than digits above the 80th percentile (two brackets, three digits), the estimate
-    was then the brackets' height, and the vector was shrunk to a few pixels.  Elsewhere
-    (the yardstick is a glyph's height) none: the fading below handles them.  Brackets come in
-    pairs around at least as many glyphs, so more of them than other glyphs is no vector."""
+    height of the other glyphs, where they would set the yardstick (its 80th percentile over
+    2x the other glyphs): a column vector has more of them than digits above the 80th
+    percentile (two brackets, three digits), and two \\left[ \\right] around a few glyphs
+    pull it halfway up; the estimate was then the brackets' height, and the formula was shrunk
+    to a few pixels.  Elsewhere (the yardstick is a glyph's height) none: the fading below
+    handles them.  Brackets come in pairs around at least as many glyphs, so more of them than
+    other glyphs is no vector."""
     narrow = widths <= 0.5 * heights
     # the other glyphs, without specks (anti-aliasing fragments are many at low resolution)
     others = heights[~narrow & (heights >= max(MIN_GLYPH_PIXELS, 0.1 * heights.max()))]
@@ -499,7 +501,7 @@ def _big_delimiters(heights: np.ndarray, widths: np.ndarray) -> np.ndarray:
         return np.zeros_like(narrow)
     # their typical height, without dots (a colon, an i's dot): no letter is under half the tallest
     typical = np.median(others[others >= 0.5 * others.max()])
-    if _capped_percentile(heights) <= 2.5 * typical:
+    if _capped_percentile(heights) <= 2.0 * typical:
         return np.zeros_like(narrow)
     delimiters = narrow & (heights > 2.5 * typical)
     # more "delimiters" than other glyphs: the others are dots (the i's in "i(t)"), not letters

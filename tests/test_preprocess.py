@@ -436,6 +436,22 @@ def test_estimate_ignores_the_brackets_of_a_column_vector():
     assert estimate_glyph_height(vector) == pytest.approx(base, rel=0.1)
 
 
+def test_estimate_ignores_big_brackets_around_a_few_glyphs():
+    """\\left[-\\frac{3\\pi}{2},3\\pi\\right] at 144 dpi, as the components the suite's render
+    gave: brackets 58 px, digits and pi 10-16 px, a comma, a minus.  Two brackets among seven
+    glyphs pulled the 80th percentile halfway up to them (to 2.2x the glyphs), and the estimate
+    was the brackets' height (54 px, against 9.6 px per 100 dpi at 72 and 96 dpi)."""
+    ink = np.zeros((80, 200), np.float32)
+    ink[10:68, 5:12] = ink[10:68, 185:192] = 1.0  # the brackets
+    x = 20
+    for h, w in [(16, 10), (10, 13), (16, 10), (10, 12), (16, 10)]:  # 3, pi, 2, 3, pi
+        ink[50 - h:50, x:x + w] = 1.0
+        x += w + 8
+    ink[50:57, x:x + 3] = 1.0  # the comma
+    ink[38:40, x + 10:x + 24] = 1.0  # the minus
+    assert 10.0 <= estimate_glyph_height(ink) <= 16.0
+
+
 def test_estimate_is_not_a_colons_dots_next_to_tall_narrow_letters():
     """In "l:x=t" the colon's dots outnumber the wide letters (one x): the narrow l and t must
     not be taken for big delimiters around dot-sized glyphs, at any resolution."""
