@@ -48,6 +48,10 @@ SYNONYMS = {
     "\\empty": "\\emptyset", "\\thinspace": "\\,", "\\medspace": "\\:", "\\thickspace": "\\;", "\\negthinspace": "\\!",
 }
 
+# A word (letters only) in these text fonts looks the same in the math font: one spelling.
+TEXT_TO_MATH = {"\\text": "\\mathrm", "\\textbf": "\\mathbf", "\\textit": "\\mathit",
+                "\\textsf": "\\mathsf", "\\texttt": "\\mathtt"}
+
 # Dropped: style switches and spacing a snip cannot show reliably.
 DROP = {
     "\\displaystyle", "\\textstyle", "\\scriptstyle", "\\scriptscriptstyle", "\\limits",
@@ -280,8 +284,8 @@ def _normalize_one(nodes: list[Node], i: int) -> tuple[list[Node], int]:
             else:
                 arg, j = _take_argument(nodes, j)
             out.append(arg)
-        if tok == "\\text" and _is_word(out[1]):
-            return ["\\mathrm", out[1]], j  # \text{kg} and \mathrm{kg} look the same: one spelling
+        if tok in TEXT_TO_MATH and _is_word(out[1]):
+            return [TEXT_TO_MATH[tok], out[1]], j  # \text{kg} and \mathrm{kg} look the same: one spelling
         if tok in ("\\operatorname", "\\operatorname*") and isinstance(out[1], Group):
             name = "".join(c for c in out[1].children if isinstance(c, str))
             if (tok == "\\operatorname" and name in NAMED_OPERATORS

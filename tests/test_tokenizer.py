@@ -33,7 +33,9 @@ SAME = [
 
 def test_only_plain_words_leave_text_and_only_final_row_breaks_go():
     assert normalize(r"\text{if x}")[0] == "\\text" and normalize(r"\text{R2}")[0] == "\\text"
-    assert normalize(r"\textbf{kg}")[0] == "\\textbf"
+    assert normalize(r"\textit{Coh}") == normalize(r"\mathit{Coh}")
+    assert normalize(r"\textbf{v}") == normalize(r"\mathbf{v}")
+    assert normalize(r"\textbf{a b}")[0] == "\\textbf"
     assert "\\\\" in normalize(r"\begin{array}{c}a\\\hline\end{array}")
     assert normalize(r"\begin{cases}a\\b\end{cases}").count("\\\\") == 1
 
