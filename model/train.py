@@ -17,7 +17,9 @@ import time
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Sequence
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -45,6 +47,9 @@ class TrainConfig:
     warmup: int = 500
     weight_decay: float = 0.05
     label_smoothing: float = 0.1
+    # at most this share of an epoch is grammar-generated formulas (they are 40 % of the corpus,
+    # none of validation, test or real snips); 1 = as rendered
+    generated_share: float = 1.0
     clip: float = 1.0
     log_every: int = 25
     eval_every: int = 500
@@ -206,13 +211,43 @@ def make_loader(split_dir: Path, vocab: Vocab, mcfg: ModelConfig, cfg: TrainConf
     widths, heights = dataset.widths, dataset.heights
     if limit is not None:
         widths, heights = widths[:limit], heights[:limit]
+    keep = generated_keep(dataset.reader.latex[:len(widths)], Path(cfg.data) / "corpus" / "train.jsonl",
+                          cfg.generated_share, announce=rt.main) if augment else None
     sampler = BucketBatchSampler(widths, batch_size=cfg.batch_size, max_pixels=cfg.batch_pixels,
-                                 heights=heights, shuffle=shuffle, seed=cfg.seed, rank=rt.rank, world=rt.world)
+                                 heights=heights, shuffle=shuffle, seed=cfg.seed, rank=rt.rank, world=rt.world,
+                                 keep=keep)
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.workers,
         persistent_workers=cfg.workers > 0, prefetch_factor=4 if cfg.workers > 0 else None,
         worker_init_fn=_worker_init)
     return dataset, sampler, loader
+
+
+def generated_keep(latex: Sequence[str], corpus_file: Path, share: float, announce: bool = False) -> np.ndarray | None:
+    """Per-sample chance to be in an epoch so that grammar-generated formulas make up at most
+    ``share`` of it (None: no cap needed).  Shards do not record a formula's source; the
+    corpus they were rendered from does."""
+    if share >= 1.0:
+        return None
+    if not corpus_file.exists():
+        if announce:
+            print(f"generated_share {share}: no {corpus_file} to tell generated formulas apart; all kept", flush=True)
+        return None
+    generated = set()
+    with corpus_file.open() as f:
+        for line in f:
+            row = json.loads(line)
+            if str(row.get("source", "")).startswith("generated"):
+                generated.add(row["latex"])
+    is_generated = np.fromiter((x in generated for x in latex), dtype=bool, count=len(latex))
+    n_gen = int(is_generated.sum())
+    if n_gen == 0 or n_gen <= share * len(latex):
+        return None
+    chance = share * (len(latex) - n_gen) / (n_gen * (1.0 - share))
+    if announce:
+        print(f"generated formulas: {n_gen} of {len(latex)} samples, each in an epoch with chance "
+              f"{chance:.2f} (share {share:.0%})", flush=True)
+    return np.where(is_generated, chance, 1.0)
 
 
 def close_loader(loader) -> None:

@@ -299,6 +299,21 @@ def test_sampler_buckets_by_width_deterministically(shard_split):
     assert not {i for b in ranks[0] for i in b} & {i for b in ranks[1] for i in b}
 
 
+def test_sampler_keeps_each_sample_with_its_chance_anew_every_epoch():
+    widths = np.full(2000, 64)
+    keep = np.where(np.arange(2000) < 1000, 0.25, 1.0)  # the first half is a plentiful kind
+    sampler = BucketBatchSampler(widths, batch_size=16, seed=2, with_epoch=False, keep=keep)
+    first = [i for b in sampler for i in b]
+    assert set(range(1000, 2000)) <= set(first)  # chance 1: always in
+    assert 180 <= sum(i < 1000 for i in first) <= 320
+    assert [i for b in BucketBatchSampler(widths, batch_size=16, seed=2, with_epoch=False, keep=keep)
+            for i in b] == first  # reproducible for (seed, epoch) ...
+    sampler.set_epoch(1)
+    assert {i for b in sampler for i in b if i < 1000} != {i for i in first if i < 1000}  # ... and drawn anew
+    with pytest.raises(ValueError):
+        BucketBatchSampler(widths, batch_size=16, keep=keep[:10])
+
+
 def test_dataloader_with_persistent_workers_gives_bucketed_tensors(shard_split, vocab):
     spec = InputSpec()
     dataset = FormulaDataset(shard_split, vocab, spec, augment=True, seed=5)

@@ -7,7 +7,7 @@ import pytest
 
 from model.checkpoint import load_model
 from model.tokenizer import normalize
-from model.train import TrainConfig, lr_at, train
+from model.train import TrainConfig, generated_keep, lr_at, train
 from model.vocab import Vocab
 from tiny_model import TINY_FORMULAS, TINY_TRAIN_MODEL as TINY, write_tiny_shards
 
@@ -69,6 +69,21 @@ def test_config_file_and_flags(tmp_path):
     assert cfg.steps == 9 and cfg.lr == 0.001
     with pytest.raises(SystemExit):
         TrainConfig.from_sources(None, {"stepz": 1})
+
+
+def test_generated_formulas_are_capped_to_their_share(tmp_path):
+    corpus = tmp_path / "train.jsonl"
+    rows = [{"latex": f"g{i}", "source": "generated"} for i in range(60)] + [
+        {"latex": f"r{i}", "source": "research"} for i in range(40)]
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    latex = [r["latex"] for r in rows]
+    keep = generated_keep(latex, corpus, 0.2)
+    # expected generated share of an epoch: 60 * chance / (60 * chance + 40) = 0.2
+    assert 60 * keep[0] / (60 * keep[0] + 40) == pytest.approx(0.2)
+    assert (keep[60:] == 1.0).all()
+    assert generated_keep(latex, corpus, 1.0) is None  # no cap
+    assert generated_keep(latex, corpus, 0.7) is None  # already under it
+    assert generated_keep(latex, tmp_path / "missing.jsonl", 0.2) is None
 
 
 def test_schedule_warms_up_then_decays():

@@ -644,14 +644,16 @@ class BucketBatchSampler:
     widest x tallest padded input), or both (whichever is smaller).  Sorting by width with a
     little seeded jitter, cutting into batches, then shuffling the batch order gives different
     batches every epoch, reproducible for (seed, epoch).  With ``world`` > 1 each rank takes
-    every world-th batch of the same list (equal counts for DDP).  Yields lists of
-    ``(index, epoch)`` keys (``with_epoch=False``: plain indices).
+    every world-th batch of the same list (equal counts for DDP).  ``keep`` gives each sample
+    a chance to be in an epoch (a seeded draw per epoch, the same on every rank), so that a
+    plentiful kind of sample can take a smaller share.  Yields lists of ``(index, epoch)`` keys
+    (``with_epoch=False``: plain indices).
     """
 
     def __init__(self, widths: Sequence[int], batch_size: int | None = None, max_pixels: int | None = None,
                  shuffle: bool = True, seed: int = 0, *, heights: Sequence[int] | None = None,
                  height: int | None = None, rank: int = 0, world: int = 1, drop_last: bool = False,
-                 with_epoch: bool = True) -> None:
+                 with_epoch: bool = True, keep: Sequence[float] | None = None) -> None:
         if batch_size is None and max_pixels is None:
             raise ValueError("give batch_size, max_pixels, or both")
         if batch_size is not None and batch_size < 1:
@@ -670,6 +672,10 @@ class BucketBatchSampler:
         self.rank, self.world = int(rank), max(1, int(world))
         self.drop_last = drop_last
         self.with_epoch = with_epoch
+        # chance of each sample to be in an epoch (None: all are); drawn again every epoch
+        self.keep = None if keep is None else np.asarray(keep, dtype=np.float64)
+        if self.keep is not None and self.keep.shape != self.widths.shape:
+            raise ValueError("keep and widths must have the same length")
         self.epoch = 0
         self._cache: tuple[int, list[list[int]]] | None = None
 
@@ -686,6 +692,9 @@ class BucketBatchSampler:
         # heights first: one tall formula in a batch of one-line ones would pad them all to its
         # height (measured: batches padded to 112-176 px where most inputs are 32 px tall)
         order = np.lexsort((keys, self.heights))
+        if self.keep is not None:
+            drawn = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, 104729])).random(n)
+            order = order[(drawn < self.keep)[order]]
         batches: list[list[int]] = []
         current: list[int] = []
         max_w = max_h = 0
