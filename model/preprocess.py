@@ -299,14 +299,6 @@ class _Components:
         return self.right - self.left
 
 
-def _components(mask: np.ndarray) -> _Components:
-    labels, count = ndimage.label(mask, structure=_EIGHT)
-    boxes = ndimage.find_objects(labels)
-    spans = np.array([(s[0].start, s[0].stop, s[1].start, s[1].stop) for s in boxes], dtype=np.int64).reshape(-1, 4)
-    area = np.bincount(labels.reshape(-1), minlength=count + 1)[1:]
-    return _Components(labels, spans[:, 0], spans[:, 1], spans[:, 2], spans[:, 3], area)
-
-
 def _stroke_components(ink: np.ndarray) -> _Components:
     """Components of the strokes, binarized with hysteresis: ink >= LINK_CUT that is connected
     to ink >= STROKE_CUT.
@@ -320,7 +312,12 @@ def _stroke_components(ink: np.ndarray) -> _Components:
     keep = np.zeros(count + 1, dtype=bool)
     keep[faint[ink >= STROKE_CUT]] = True
     keep[0] = False
-    return _components(keep[faint])
+    # the kept components numbered 1..n in the order labelling found them (one labelling pass)
+    labels = (np.cumsum(keep) * keep).astype(np.int32)[faint]
+    boxes = ndimage.find_objects(labels)
+    spans = np.array([(s[0].start, s[0].stop, s[1].start, s[1].stop) for s in boxes], dtype=np.int64).reshape(-1, 4)
+    area = np.bincount(labels.reshape(-1), minlength=len(boxes) + 1)[1:]
+    return _Components(labels, spans[:, 0], spans[:, 1], spans[:, 2], spans[:, 3], area)
 
 
 def _row_max(flat: np.ndarray, width: int, rows: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
