@@ -21,6 +21,12 @@ Decoding is bounded three ways, so that no snip can cost much more than a normal
 A result stopped by any bound is incomplete, so ``Decoded.stopped`` names the bound and its
 confidence is capped at ``STOPPED_CONFIDENCE``.  Results that end at EOS are unchanged by the
 bounds: same ids, same confidence.
+
+``syntax`` (:class:`model.syntax.SyntaxRules`, built from the model's vocabulary) keeps every
+reading well formed: at each step the most probable *allowed* token is taken, so braces,
+``\\left``/``\\right`` and environments close in order and commands get their arguments.  A
+reading the model writes well formed anyway is unchanged; confidences stay the model's own
+probabilities.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from .network import Im2LatexModel
+from .syntax import SyntaxRules, SyntaxState
 from .vocab import BOS, EOS, PAD
 
 
@@ -177,19 +184,25 @@ def _decoding(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tensor, c
 
 def greedy_decode(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tensor, max_len: int,
                   *, min_len: int = 0, cached: bool = True, time_budget: float | None = None,
-                  guard: RepetitionGuard | None = DEFAULT_GUARD) -> list[Decoded]:
-    """The most probable next token at every step.  ``min_len`` forbids EOS before that many tokens;
-    ``time_budget`` (seconds) and ``guard`` bound the call (see the module docstring)."""
+                  guard: RepetitionGuard | None = DEFAULT_GUARD,
+                  syntax: SyntaxRules | None = None) -> list[Decoded]:
+    """The most probable (allowed) next token at every step.  ``min_len`` forbids EOS before that
+    many tokens; ``time_budget`` (seconds) and ``guard`` bound the call, ``syntax`` keeps it well
+    formed (see the module docstring)."""
     deadline = _deadline(time_budget)
     with _decoding(model, images, sizes, cached) as (batch, stepper, device):
         ids: list[list[int]] = [[] for _ in range(batch)]
         logps: list[list[float]] = [[] for _ in range(batch)]
         stopped: list[str | None] = [None] * batch
         ended = [False] * batch
+        states = [SyntaxState()] * batch
         active = list(range(batch))  # the item of each row still decoding
         tokens = torch.full((batch,), BOS, dtype=torch.long, device=device)
         for step in range(_steps(model, max_len)):
-            best_logp, best = _log_probs(stepper.step(tokens), step, min_len).max(dim=-1)
+            logp = _log_probs(stepper.step(tokens), step, min_len)
+            if syntax is not None:
+                syntax.mask(logp, [states[item] for item in active])
+            best_logp, best = logp.max(dim=-1)
             keep = []
             for row, (item, token, lp) in enumerate(zip(active, best.tolist(), best_logp.tolist())):
                 logps[item].append(lp)
@@ -197,6 +210,8 @@ def greedy_decode(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tenso
                     ended[item] = True
                     continue
                 ids[item].append(token)
+                if syntax is not None:
+                    states[item] = syntax.advance(states[item], token)
                 cut = guard.cut(ids[item]) if guard is not None else None
                 if cut is not None:
                     ids[item], stopped[item] = cut, "repetition"
@@ -226,12 +241,16 @@ class _Hypothesis:
     ids: list[int]
     logps: list[float]
     stopped: str | None = None  # set when a bound, not EOS, ended it
+    state: SyntaxState = SyntaxState()
 
-    def extended(self, token: int, logp: float) -> "_Hypothesis":
-        return _Hypothesis(self.ids + [token] if token != EOS else self.ids, self.logps + [logp])
+    def extended(self, token: int, logp: float, syntax: SyntaxRules | None) -> "_Hypothesis":
+        if token == EOS:
+            return _Hypothesis(self.ids, self.logps + [logp], state=self.state)
+        state = syntax.advance(self.state, token) if syntax is not None else self.state
+        return _Hypothesis(self.ids + [token], self.logps + [logp], state=state)
 
     def ended_by(self, reason: str, ids: list[int] | None = None) -> "_Hypothesis":
-        return _Hypothesis(self.ids if ids is None else ids, self.logps, reason)
+        return _Hypothesis(self.ids if ids is None else ids, self.logps, reason, self.state)
 
     @property
     def score(self) -> float:
@@ -241,8 +260,10 @@ class _Hypothesis:
 
 def beam_search(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tensor, beam: int, max_len: int,
                 *, min_len: int = 0, cached: bool = True, time_budget: float | None = None,
-                guard: RepetitionGuard | None = DEFAULT_GUARD) -> list[Decoded]:
-    """Keep the ``beam`` best prefixes per item; the best finished one wins, the others are alternatives.
+                guard: RepetitionGuard | None = DEFAULT_GUARD,
+                syntax: SyntaxRules | None = None) -> list[Decoded]:
+    """Keep the ``beam`` best prefixes per item (allowed ones, with ``syntax``); the best finished
+    one wins, the others are alternatives.
 
     A hypothesis ends when EOS is among the top ``beam`` candidates of a step.  An item stops
     once ``beam`` have ended and its live beams score no better (length-normalized, so far), or
@@ -266,6 +287,8 @@ def beam_search(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tensor,
         steps = _steps(model, max_len)
         for step in range(steps):
             logp = _log_probs(stepper.step(tokens), step, min_len)
+            if syntax is not None:
+                syntax.mask(logp, [h.state for row in hyps for h in row])
             vocab = logp.shape[-1]
             logp = logp.view(len(active), k, vocab)
             total = (scores[:, :, None] + logp).view(len(active), k * vocab)
@@ -282,7 +305,7 @@ def beam_search(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tensor,
                                                              top_total[i].tolist(), top_logp[i].tolist())):
                     if s == float("-inf"):
                         break
-                    hyp = hyps[i][b].extended(token, lp)
+                    hyp = hyps[i][b].extended(token, lp, syntax)
                     if token == EOS:
                         if rank < k:
                             finished[item].append(hyp)

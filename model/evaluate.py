@@ -108,9 +108,10 @@ def markdown_table(rep: dict) -> str:
 
 
 def recognize_all(samples: list[Sample], model_path: str | None, device: str | None, beam: int,
-                  threads: int | None, batch: int = 1) -> tuple[list[str], list[float]]:
+                  threads: int | None, batch: int = 1, well_formed: bool = True) -> tuple[list[str], list[float]]:
     """Predictions and per-image seconds: one image at a time as a snip would come, or, with
-    ``batch`` > 1, in batches of similar widths (faster; seconds are then batch time shared out)."""
+    ``batch`` > 1, in batches of similar widths (faster; seconds are then batch time shared out).
+    ``well_formed=False`` decodes without the syntax rules, to measure what they change."""
     from tqdm import tqdm
 
     from .errors import Im2LatexError
@@ -118,6 +119,7 @@ def recognize_all(samples: list[Sample], model_path: str | None, device: str | N
     from .inference import Recognizer
 
     recognizer = Recognizer(model_path=model_path, device=device)
+    recognizer.well_formed = well_formed
     if threads:
         import torch
 
@@ -174,6 +176,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=1,
                         help="decode N images at once (faster; per-image seconds become shares of a batch)")
     parser.add_argument("--out", type=Path, help="write the JSON report here (and .md beside it)")
+    parser.add_argument("--free-decoding", action="store_true",
+                        help="decode without the well-formedness rules (model/syntax.py), to measure them")
 
 
 def read_predictions(path: Path) -> dict[str, str]:
@@ -203,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
         seconds: list[float] = []
     else:
         predictions, seconds = recognize_all(samples, args.model, args.device, args.beam, args.threads,
-                                             args.batch)
+                                             args.batch, not args.free_decoding)
     rep = report(samples, predictions, seconds)
     table = markdown_table(rep)
     print(table)
@@ -337,7 +341,8 @@ def run_suite(args: argparse.Namespace) -> int:
             predictions[st.name] = [by_image.get(Path(s.key).name, "") for s in st.samples]
     else:
         everything = [s for st in styles for s in st.samples]
-        preds, secs = recognize_all(everything, args.model, args.device, args.beam, args.threads, args.batch)
+        preds, secs = recognize_all(everything, args.model, args.device, args.beam, args.threads, args.batch,
+                                    not args.free_decoding)
         k = 0
         for st in styles:
             predictions[st.name], seconds[st.name] = preds[k:k + len(st.samples)], secs[k:k + len(st.samples)]

@@ -27,6 +27,7 @@ from .images import load_image
 from .memory import release_unused_memory
 from .preprocess import preprocess
 from .resources import bundled_model_dir
+from .syntax import SyntaxRules
 from .tokenizer import detokenize
 
 # Seconds one recognize call may take, preprocessing included; decoding stops there and marks the
@@ -162,6 +163,8 @@ class Recognizer:
         self.time_budget = time_budget
         self.max_tokens = max_tokens
         self.guard: RepetitionGuard | None = DEFAULT_GUARD  # the loop guard; None turns it off
+        self.well_formed = True  # decode with the model's SyntaxRules (False: the model's raw argmax)
+        self._syntax: SyntaxRules | None = None
         self.model_path = Path(model_path).expanduser() if model_path else default_model_path()
         self._requested_device = device
         self._device: str | None = None
@@ -201,6 +204,7 @@ class Recognizer:
                 elif torch.get_num_threads() == _TORCH_DEFAULT_THREADS:
                     torch.set_num_threads(default_threads())  # a count the caller set stays
                 loaded = load_model(self.model_path, device=self.device)
+                self._syntax = SyntaxRules(loaded.vocab)
                 if self._int8_requested and self.device == "cpu":
                     loaded.model = quantize_linear_int8(loaded.model)
                     self.int8 = True
@@ -278,9 +282,10 @@ class Recognizer:
         max_len = loaded.config.max_len
         if self.max_tokens is not None:
             max_len = min(max_len, int(self.max_tokens) + 1)  # max_len counts the BOS position
+        bounds = dict(time_budget=time_budget, guard=self.guard, syntax=self._syntax if self.well_formed else None)
         if beam == 1:
-            return greedy_decode(loaded.model, images, sizes, max_len, time_budget=time_budget, guard=self.guard)
-        return beam_search(loaded.model, images, sizes, beam, max_len, time_budget=time_budget, guard=self.guard)
+            return greedy_decode(loaded.model, images, sizes, max_len, **bounds)
+        return beam_search(loaded.model, images, sizes, beam, max_len, **bounds)
 
     def _move_to_cpu(self) -> None:
         """After a GPU out-of-memory error: free the GPU and stay on the CPU from now on."""

@@ -283,11 +283,13 @@ def validate(model: Im2LatexModel, loader, vocab: Vocab, rt: Runtime, max_len: i
     """Greedy decoding on the validation subset: BLEU-4, edit similarity, exact match."""
     from .decoding import greedy_decode
     from .metrics import score_tokens
+    from .syntax import SyntaxRules
 
     model.eval()
     refs, hyps = [], []
+    syntax = SyntaxRules(vocab)  # as the app decodes
     for images, sizes, tokens in loader:
-        decoded = greedy_decode(model, images.to(rt.device), sizes.to(rt.device), max_len)
+        decoded = greedy_decode(model, images.to(rt.device), sizes.to(rt.device), max_len, syntax=syntax)
         for row, d in zip(tokens.tolist(), decoded):
             refs.append(vocab.decode(row[1:]))
             hyps.append(vocab.decode(d.ids))

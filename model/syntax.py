@@ -1,0 +1,134 @@
+"""Keep decoded LaTeX well formed: the tokens that may come next, given what was emitted so far.
+
+A half-sure model sometimes ends a formula with a brace still open, closes a ``\\left`` with a
+``}`` or forgets the second argument of ``\\frac``; the user then gets LaTeX that does not compile
+and a preview that fails.  Decoding asks these rules which tokens are allowed at each step and
+takes the most probable of those, so every complete reading nests correctly.  Readings the model
+already writes well formed are unchanged: the rules only ever remove tokens that would break it.
+
+The rules follow the canonical form the model is trained on (``model.tokenizer.normalize``):
+
+* ``{ }``, ``\\left ... \\right`` and ``\\begin{env} ... \\end{env}`` nest; only the innermost
+  open one may close, and EOS waits until all are closed;
+* a command with braced arguments (``^``, ``\\frac``, ``\\sqrt``, ``\\mathrm`` ...) is followed by
+  exactly that many ``{...}`` groups (``\\sqrt`` may take ``[...]`` first).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from .tokenizer import ARG_COUNT, OPTIONAL_ARG
+from .vocab import EOS, Vocab
+
+
+class Opened(NamedTuple):
+    closer: int  # the token id that closes it
+    owed: int    # braced arguments still owed once it closes (\frac's second after its first)
+
+
+class SyntaxState(NamedTuple):
+    """Where a reading stands: what is open, and what must come next.  Immutable, so a beam's
+    hypotheses share prefixes safely."""
+
+    stack: tuple[Opened, ...] = ()
+    owed: int = 0            # the next token must open this many more braced arguments
+    optional: bool = False   # ... or first a [...] optional argument
+
+
+class SyntaxRules:
+    """The nesting rules of one vocabulary, as token ids."""
+
+    def __init__(self, vocab: Vocab):
+        ids = vocab.index
+        self.open_brace = ids.get("{")
+        self.close_brace = ids.get("}")
+        self.open_optional = ids.get("[")
+        self.close_optional = ids.get("]")
+        self.right = ids.get("\\right")
+        self.left = ids.get("\\left")
+        self.begins = {ids[tok]: ids[tok.replace("\\begin{", "\\end{", 1)] for tok in vocab.tokens
+                       if tok.startswith("\\begin{") and tok.replace("\\begin{", "\\end{", 1) in ids}
+        self.arguments = {ids[tok]: n for tok, n in ARG_COUNT.items() if tok in ids}
+        self.arguments.update({ids[tok]: 1 for tok in ("^", "_") if tok in ids})
+        if self.open_brace is None or self.close_brace is None:
+            self.arguments = {}  # a vocabulary without braces owes none
+        self.optional_first = {ids[tok] for tok in OPTIONAL_ARG if tok in ids}
+        closers = {self.close_brace, self.right, *self.begins.values()}
+        self.closers = sorted(c for c in closers if c is not None)
+        self.vocab_size = len(vocab)
+
+    def advance(self, state: SyntaxState, token: int) -> SyntaxState:
+        """The state after ``token``.  Tokens the rules forbid (decoding without them) are taken
+        as plain tokens, so any sequence can be followed."""
+        stack = state.stack
+        if state.owed and token == self.open_brace:
+            return SyntaxState(stack + (Opened(self.close_brace, state.owed - 1),))
+        if state.owed and state.optional and token == self.open_optional:
+            return SyntaxState(stack + (Opened(self.close_optional, state.owed),))
+        if stack and token == stack[-1].closer:
+            return SyntaxState(stack[:-1], stack[-1].owed)
+        if token == self.open_brace:
+            return SyntaxState(stack + (Opened(self.close_brace, 0),))
+        if token == self.left:
+            return SyntaxState(stack + (Opened(self.right, 0),))
+        if token in self.begins:
+            return SyntaxState(stack + (Opened(self.begins[token], 0),))
+        if token in self.arguments:
+            return SyntaxState(stack, self.arguments[token], token in self.optional_first)
+        return SyntaxState(stack)
+
+    def allowed(self, state: SyntaxState) -> list[int] | None:
+        """The only tokens allowed next, or None when the rule is a ban (see ``banned``)."""
+        if not state.owed:
+            return None
+        allowed = [self.open_brace]
+        if state.optional and self.open_optional is not None:
+            allowed.append(self.open_optional)
+        return allowed
+
+    def banned(self, state: SyntaxState) -> list[int]:
+        """Tokens not allowed next: every closer but the innermost open one's, and EOS while
+        anything is open."""
+        top = state.stack[-1].closer if state.stack else None
+        banned = [c for c in self.closers if c != top]
+        if state.stack:
+            banned.append(EOS)
+        return banned
+
+    def mask(self, log_probs: torch.Tensor, states: list[SyntaxState]) -> torch.Tensor:
+        """``log_probs`` (one row per state) with the forbidden tokens at -inf, in place."""
+        for row, state in enumerate(states):
+            allowed = self.allowed(state)
+            if allowed is not None:
+                keep = log_probs[row, allowed].clone()
+                log_probs[row] = float("-inf")
+                log_probs[row, allowed] = keep
+            else:
+                log_probs[row, self.banned(state)] = float("-inf")
+        return log_probs
+
+    def complete(self, state: SyntaxState) -> bool:
+        """True when nothing is open or owed: the reading may end here."""
+        return not state.stack and not state.owed
+
+
+def follow(rules: SyntaxRules, ids: list[int]) -> SyntaxState:
+    """The state after a whole token sequence."""
+    state = SyntaxState()
+    for token in ids:
+        state = rules.advance(state, token)
+    return state
+
+
+def well_formed(rules: SyntaxRules, ids: list[int]) -> bool:
+    """True when no token of ``ids`` breaks the rules and it ends with nothing open."""
+    state = SyntaxState()
+    for token in ids:
+        allowed = rules.allowed(state)
+        if (allowed is not None and token not in allowed) or (allowed is None and token in rules.banned(state)):
+            return False
+        state = rules.advance(state, token)
+    return rules.complete(state)
