@@ -17,6 +17,15 @@ class InputSpec:
     max_height: int = 256       # larger inputs are downscaled to fit
     max_width: int = 1024
     min_ink_pixels: int = 4     # fewer dark pixels than this: a blank snip
+    # Inference reads each snip with its glyphs at glyph_height times each of these and keeps
+    # the most confident reading; a model lists the scales measured to help it (training and
+    # a model that lists none use 1.0 alone).
+    reading_scales: tuple[float, ...] = (1.0,)
+
+    def __post_init__(self) -> None:
+        self.reading_scales = tuple(float(s) for s in self.reading_scales)  # JSON gives a list
+        if not self.reading_scales or not all(0.25 <= s <= 4.0 for s in self.reading_scales):
+            raise ValueError("reading_scales must be one or more glyph scales between 0.25 and 4")
 
 
 @dataclass

@@ -367,3 +367,21 @@ def _best_of(hypotheses: list[_Hypothesis], beam: int) -> Decoded:
             seen.add(tuple(h.ids))
             alternatives.append((h.ids, _capped(_mean_prob(h.logps), h.stopped)))
     return Decoded(best.ids, _capped(_mean_prob(best.logps), best.stopped), alternatives, best.stopped)
+
+
+def most_confident(readings: list[Decoded]) -> Decoded:
+    """One image read several ways (at several scales): the most confident reading, with the
+    distinct others (and every reading's alternatives) as alternatives, most confident first.
+
+    Readings a bound cut short have their confidence capped, so a complete one wins over them."""
+    if len(readings) == 1:
+        return readings[0]
+    best = max(readings, key=lambda d: (d.stopped is None, d.confidence))
+    others = [(d.ids, d.confidence) for d in readings if d is not best] + [
+        alt for d in readings for alt in d.alternatives]
+    alternatives, seen = [], {tuple(best.ids)}
+    for ids, confidence in sorted(others, key=lambda alt: -alt[1]):
+        if tuple(ids) not in seen:
+            seen.add(tuple(ids))
+            alternatives.append((ids, confidence))
+    return Decoded(best.ids, best.confidence, alternatives, best.stopped)

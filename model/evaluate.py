@@ -108,17 +108,19 @@ def markdown_table(rep: dict) -> str:
 
 
 def recognize_all(samples: list[Sample], model_path: str | None, device: str | None, beam: int,
-                  threads: int | None, batch: int = 1, well_formed: bool = True) -> tuple[list[str], list[float]]:
+                  threads: int | None, batch: int = 1, well_formed: bool = True,
+                  scales: tuple[float, ...] | None = None) -> tuple[list[str], list[float]]:
     """Predictions and per-image seconds: one image at a time as a snip would come, or, with
     ``batch`` > 1, in batches of similar widths (faster; seconds are then batch time shared out).
-    ``well_formed=False`` decodes without the syntax rules, to measure what they change."""
+    ``well_formed=False`` decodes without the syntax rules, to measure what they change;
+    ``scales``: the glyph scales each image is read at (None: the model's ``input.reading_scales``)."""
     from tqdm import tqdm
 
     from .errors import Im2LatexError
     from .images import load_image
     from .inference import Recognizer
 
-    recognizer = Recognizer(model_path=model_path, device=device)
+    recognizer = Recognizer(model_path=model_path, device=device, scales=scales)
     recognizer.well_formed = well_formed
     if threads:
         import torch
@@ -178,6 +180,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="write the JSON report here (and .md beside it)")
     parser.add_argument("--free-decoding", action="store_true",
                         help="decode without the well-formedness rules (model/syntax.py), to measure them")
+    parser.add_argument("--scales", type=_scales,
+                        help="glyph scales each image is read at, most confident wins, e.g. 1 for one "
+                             "reading (default: the model's config, input.reading_scales)")
+
+
+def _scales(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
 
 
 def read_predictions(path: Path) -> dict[str, str]:
@@ -207,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
         seconds: list[float] = []
     else:
         predictions, seconds = recognize_all(samples, args.model, args.device, args.beam, args.threads,
-                                             args.batch, not args.free_decoding)
+                                             args.batch, not args.free_decoding, args.scales)
     rep = report(samples, predictions, seconds)
     table = markdown_table(rep)
     print(table)
@@ -342,7 +354,7 @@ def run_suite(args: argparse.Namespace) -> int:
     else:
         everything = [s for st in styles for s in st.samples]
         preds, secs = recognize_all(everything, args.model, args.device, args.beam, args.threads, args.batch,
-                                    not args.free_decoding)
+                                    not args.free_decoding, args.scales)
         k = 0
         for st in styles:
             predictions[st.name], seconds[st.name] = preds[k:k + len(st.samples)], secs[k:k + len(st.samples)]

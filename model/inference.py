@@ -3,8 +3,9 @@
 ``Recognizer`` loads lazily (the first ``recognize`` or an explicit ``load()`` off the UI thread),
 picks CUDA, then Apple MPS, then the CPU unless told otherwise, and serializes model use with a
 lock so a worker thread can call it while the UI thread asks for its device.  Images go through
-``model.preprocess.preprocess`` with the model's own input spec, so a model trained at another
-scale still gets its inputs the way it saw them in training.
+``model.preprocess`` with the model's own input spec, so a model trained at another scale still
+gets its inputs the way it saw them in training; each is read at the model's
+``input.reading_scales`` and the most confident reading wins.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from PIL import Image, ImageDraw
 
 from .batching import pad_batch
 from .checkpoint import LoadedModel, load_model
-from .decoding import DEFAULT_GUARD, Decoded, RepetitionGuard, beam_search, greedy_decode
+from .config import InputSpec
+from .decoding import DEFAULT_GUARD, Decoded, RepetitionGuard, beam_search, greedy_decode, most_confident
 from .errors import Im2LatexError
 from .images import load_image
 from .memory import release_unused_memory
-from .preprocess import preprocess
+from .preprocess import preprocess, preprocess_at_scales
 from .resources import bundled_model_dir
 from .syntax import SyntaxRules
 from .tokenizer import detokenize
@@ -155,13 +157,16 @@ class Recognizer:
     def __init__(self, model_path: str | Path | None = None, device: str | None = None, *,
                  threads: int | None = None, warmup: bool = False,
                  time_budget: float | None = DEFAULT_TIME_BUDGET, max_tokens: int | None = None,
-                 int8: bool | None = None):
+                 int8: bool | None = None, scales: tuple[float, ...] | None = None):
         """``time_budget``: seconds per recognize call (None: unbounded); ``max_tokens``: at most this
         many tokens per formula (None: the model's own limit); ``threads``: torch's CPU threads
         (None: ``default_threads()`` unless the caller already set a count); ``int8``: dynamic int8 Linear
-        layers on the CPU (None: ``INT8_DEFAULT``)."""
+        layers on the CPU (None: ``INT8_DEFAULT``); ``scales``: glyph scales each image is read at,
+        the most confident reading wins (None: the model's ``input.reading_scales``; ``(1.0,)``:
+        one reading)."""
         self.time_budget = time_budget
         self.max_tokens = max_tokens
+        self._scales = None if scales is None else InputSpec(reading_scales=scales).reading_scales  # checked
         self.guard: RepetitionGuard | None = DEFAULT_GUARD  # the loop guard; None turns it off
         self.well_formed = True  # decode with the model's SyntaxRules (False: the model's raw argmax)
         self._syntax: SyntaxRules | None = None
@@ -185,6 +190,11 @@ class Recognizer:
             if self._device is None:
                 self._device = choose_device(self._requested_device)
             return self._device
+
+    @property
+    def scales(self) -> tuple[float, ...]:
+        """The glyph scales each image is read at (the model's own unless set); loads the model if needed."""
+        return self._scales if self._scales is not None else self.load().config.input.reading_scales
 
     @property
     def is_loaded(self) -> bool:
@@ -239,18 +249,21 @@ class Recognizer:
         ``time_budget``: seconds for this call (None: ``self.time_budget``; math.inf: unbounded)."""
         return self.recognize_batch([image], beam=beam, time_budget=time_budget)[0]
 
-    def prepare(self, image) -> np.ndarray:
-        """One image (path, bytes or PIL image) as the model's input; raises ImageError/BlankImageError.
+    def prepare(self, image) -> list[np.ndarray]:
+        """One image (path, bytes or PIL image) as the model's inputs, one per reading scale;
+        raises ImageError/BlankImageError.
 
         For callers that want to sort or filter images before ``recognize_batch(..., prepared=True)``."""
-        return preprocess(load_image(image), self.load().config.input)
+        return preprocess_at_scales(load_image(image), self.load().config.input, self.scales)
 
     def recognize_batch(self, images: list, beam: int = 1, *, time_budget: float | None = None,
                         prepared: bool = False) -> list[Recognition]:
         """Several images decoded as one batch; ``seconds`` is the batch time shared out evenly.
 
         The time budget (as in ``recognize``) covers the whole call.  ``prepared``: the images are
-        already ``prepare``'s arrays."""
+        already ``prepare``'s arrays (or single arrays, read at the scale they were made at).
+        Every reading of every image decodes in one batch; per image the most confident wins and
+        the other readings become alternatives."""
         if beam < 1:
             raise ValueError("beam must be at least 1")
         if not images:
@@ -258,8 +271,9 @@ class Recognizer:
         self.load()
         start = time.perf_counter()
         budget = self.time_budget if time_budget is None else time_budget
-        arrays = list(images) if prepared else [self.prepare(image) for image in images]
-        batch, sizes = pad_batch(arrays)
+        readings = list(images) if prepared else [self.prepare(image) for image in images]
+        readings = [[r] if isinstance(r, np.ndarray) else list(r) for r in readings]
+        batch, sizes = pad_batch([array for item in readings for array in item])
         with self._lock:
             warning = None
             self._call_budget = _remaining(budget, start)  # read by _decode, under the lock
@@ -274,7 +288,11 @@ class Recognizer:
                 warning = GPU_FALLBACK_WARNING
             device = self.device
         seconds = (time.perf_counter() - start) / len(images)
-        return [self._recognition(d, seconds, device, warning) for d in decoded]
+        results, k = [], 0
+        for item in readings:
+            results.append(self._recognition(most_confident(decoded[k:k + len(item)]), seconds, device, warning))
+            k += len(item)
+        return results
 
     def _decode(self, images: torch.Tensor, sizes: torch.Tensor, beam: int) -> list[Decoded]:
         loaded = self._loaded

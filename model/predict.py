@@ -87,7 +87,7 @@ def recognize_files(recognizer, paths: list[str], beam: int, batch: int) -> list
             arrays[i] = recognizer.prepare(path)
         except Im2LatexError as error:
             outcomes[i] = error
-    order = sorted(arrays, key=lambda i: arrays[i].shape)
+    order = sorted(arrays, key=lambda i: arrays[i][0].shape)  # similar sizes decode together
     for k in range(0, len(order), batch):
         chunk = order[k:k + batch]
         budget = None if recognizer.time_budget is None else recognizer.time_budget * len(chunk)

@@ -17,7 +17,8 @@ through the same steps, each chosen to remove one of those differences:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -672,6 +673,12 @@ def preprocess(image: Image.Image, spec: InputSpec) -> np.ndarray:
     ``spec.max_height`` x ``spec.max_width``, and padded with 0 to multiples of ``spec.grid``.
     Raises BlankImageError when there is nothing to read.
     """
+    return preprocess_at_scales(image, spec, (1.0,))[0]
+
+
+def preprocess_at_scales(image: Image.Image, spec: InputSpec, scales: Sequence[float]) -> list[np.ndarray]:
+    """``preprocess`` with the glyph height ``spec.glyph_height * s`` for each ``s`` of ``scales``:
+    the image is analysed once and placed once per scale (inference reads a snip at two sizes)."""
     if not isinstance(image, Image.Image):
         raise TypeError(f"preprocess expects a PIL image, got {type(image).__name__}")
     width, height = image.size
@@ -690,7 +697,9 @@ def preprocess(image: Image.Image, spec: InputSpec) -> np.ndarray:
         raise BlankImageError("The snip looks blank: it holds only noise, no strokes.")
     comps = _stroke_components(ink)
     glyph = _glyph_height(ink, comps)
-    return _place(ink, _subpixel_box(ink, _content_box(comps, glyph)), glyph, spec)
+    box = _subpixel_box(ink, _content_box(comps, glyph))
+    return [_place(ink, box, glyph, spec if s == 1.0 else replace(spec, glyph_height=spec.glyph_height * s))
+            for s in scales]
 
 
 def _subpixel_box(ink: np.ndarray, box: tuple[int, int, int, int]) -> tuple[float, float, float, float]:

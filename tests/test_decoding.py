@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from model.batching import pad_batch
-from model.decoding import beam_search, greedy_decode
+from model.decoding import Decoded, beam_search, greedy_decode, most_confident
 from model.vocab import EOS
 
 
@@ -111,3 +111,14 @@ def test_decoding_restores_training_mode(varied_model):
         assert model.training
     finally:
         model.eval()
+
+
+def test_most_confident_reading_wins_and_the_others_become_alternatives():
+    a = Decoded([5, 6], 0.6, alternatives=[([5, 7], 0.3)])
+    b = Decoded([5, 8], 0.9, alternatives=[([5, 6], 0.2)])
+    cut = Decoded([9] * 30, 0.1, stopped="repetition")
+    best = most_confident([a, b, cut])
+    assert best.ids == [5, 8] and best.confidence == 0.9 and best.stopped is None
+    assert best.alternatives == [([5, 6], 0.6), ([5, 7], 0.3), ([9] * 30, 0.1)]  # distinct, most confident first
+    assert most_confident([cut, Decoded([4], 0.05)]).ids == [4]  # a complete reading beats a cut one
+    assert most_confident([a]) is a

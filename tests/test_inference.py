@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import threading
 
 import pytest
@@ -51,6 +52,41 @@ def test_batch_equals_one_by_one(recognizer, tiny_model_dir):
     for a, b in zip(batch, single):
         assert a.confidence == pytest.approx(b.confidence, abs=1e-4)
     assert recognizer.recognize_batch([]) == []
+
+
+def test_reading_at_two_scales_keeps_the_more_confident_reading(tiny_model_dir):
+    """Each image read at glyph scales 1 and 1.3 in one batch: the result is whichever
+    single-scale reading is more confident, and the other (when it differs) an alternative."""
+    both = Recognizer(model_path=tiny_model_dir.bundle, device="cpu", scales=(1.0, 1.3))
+    assert both.scales == (1.0, 1.3)
+    one = Recognizer(model_path=tiny_model_dir.bundle, device="cpu", scales=(1.0,))
+    larger = Recognizer(model_path=tiny_model_dir.bundle, device="cpu", scales=(1.3,))
+    images = tiny_model_dir.images
+    results = both.recognize_batch(images)
+    differ = 0
+    for result, a, b in zip(results, one.recognize_batch(images), larger.recognize_batch(images)):
+        best, other = (a, b) if a.confidence >= b.confidence else (b, a)
+        assert result.latex == best.latex
+        assert result.confidence == pytest.approx(best.confidence, abs=1e-4)
+        if other.latex != best.latex:
+            differ += 1
+            assert result.alternatives[0].latex == other.latex
+    assert differ, "the tiny model should misread some image at the larger scale (else this tests little)"
+    single = [both.recognize(p) for p in images]
+    assert [r.latex for r in single] == [r.latex for r in results]
+
+
+def test_reading_scales_come_from_the_model_and_are_checked(recognizer, tiny_model_dir, tmp_path):
+    assert recognizer.scales == (1.0,)  # the tiny model's config lists none: one reading
+    for bad in [(), (0.0,), (1.0, 10.0)]:
+        with pytest.raises(ValueError):
+            Recognizer(model_path=tiny_model_dir.bundle, scales=bad)
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_model_dir.bundle, bundle)
+    config = json.loads((bundle / "config.json").read_text())
+    config["input"]["reading_scales"] = [1.0, 1.3]
+    (bundle / "config.json").write_text(json.dumps(config))
+    assert Recognizer(model_path=bundle, device="cpu").scales == (1.0, 1.3)
 
 
 def test_beam_search_gives_the_answer_and_alternatives(recognizer, tiny_model_dir):

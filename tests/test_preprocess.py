@@ -23,7 +23,7 @@ from scipy import ndimage
 
 from model.config import InputSpec
 from model.errors import BlankImageError
-from model.preprocess import estimate_glyph_height, ink_map, preprocess
+from model.preprocess import estimate_glyph_height, ink_map, preprocess, preprocess_at_scales
 
 SPEC = InputSpec()
 FORMULA = r"$x^{2} + \frac{a+b}{\sqrt{c}} = \sum_{i=1}^{n} \alpha_i \cdot y$"
@@ -111,6 +111,18 @@ def test_other_spec_is_followed():
     check_contract(out, spec)
     assert estimate_glyph_height(out) == pytest.approx(20.0, rel=0.06)
     assert out[:6].max() < 0.05 and out[:, :6].max() < 0.05
+
+
+def test_scales_place_the_same_analysis_at_other_glyph_heights():
+    """Inference reads a snip at several glyph scales from one analysis: each output is what
+    preprocess gives with that glyph height, the first (scale 1) exactly preprocess's."""
+    image = render(FORMULA, 150)
+    plain, larger = preprocess_at_scales(image, SPEC, (1.0, 1.3))
+    assert np.array_equal(plain, preprocess(image, SPEC))
+    alone = preprocess(image, InputSpec(**{**SPEC.__dict__, "glyph_height": SPEC.glyph_height * 1.3}))
+    assert np.array_equal(larger, alone)
+    check_contract(larger, SPEC)
+    assert estimate_glyph_height(larger) == pytest.approx(1.3 * SPEC.glyph_height, rel=0.06)
 
 
 # ------------------------------------------------------------------ same formula, same input
