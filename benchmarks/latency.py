@@ -2,6 +2,8 @@
 
 Per length bucket (short < 10 tokens, medium 10-40, long 41-150), greedy and beam 4, on the CPU
 with 1 and 2 threads (and the GPU when there is one): p50 and p95 over the bucket's images.  A
+model that reads each snip at several glyph scales (``input.reading_scales``) is also timed
+reading once (greedy), so the table shows what the extra readings cost.  A
 figure is the whole snip as the app sees it: image conversion, preprocessing, encoding and
 decoding.  The thread counts are interleaved image by image, so load on a shared machine falls
 on all of them alike.
@@ -139,6 +141,14 @@ def run_latency(model: str | None = None, per_bucket: int = 20, threads: list[in
         result.update(model=f"untrained default ModelConfig (vocab {UNTRAINED_VOCAB}), decoding forced "
                             "to the reference length", model_source=how, trained=False, int8=False)
     rows = measure(snip, samples, "cpu", list(threads), list(beams))
+    readings = len(recognizer.scales) if path is not None else 1
+    result["app_readings"] = readings  # the targets are read on these rows
+    for row in rows:
+        row["readings"] = readings
+    if readings > 1:
+        once = Recognizer(model_path=path, device="cpu", scales=(1.0,))
+        once.load()
+        rows += [{**row, "readings": 1} for row in measure(recognizer_snip(once), samples, "cpu", list(threads), [1])]
     if torch.cuda.is_available() and path is not None:
         gpu = Recognizer(model_path=path, device="cuda")
         gpu.load()
@@ -149,11 +159,11 @@ def run_latency(model: str | None = None, per_bucket: int = 20, threads: list[in
 
 
 def markdown(result: dict) -> str:
-    lines = ["| device | threads | decoding | formulas | n | p50 ms | p95 ms | tokens out (ref) |",
-             "|---|---:|---|---|---:|---:|---:|---:|"]
+    lines = ["| device | threads | decoding | readings | formulas | n | p50 ms | p95 ms | tokens out (ref) |",
+             "|---|---:|---|---:|---|---:|---:|---:|---:|"]
     for r in result["rows"]:
         decoding = "greedy" if r["beam"] == 1 else f"beam {r['beam']}"
-        lines.append(f"| {r['device']} | {r['threads'] or '-'} | {decoding} | {r['bucket']} | {r['n']} | "
+        lines.append(f"| {r['device']} | {r['threads'] or '-'} | {decoding} | {r.get('readings', 1)} | {r['bucket']} | {r['n']} | "
                      f"{r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['out_tokens_mean']:.0f} ({r['ref_tokens_mean']:.0f}) |")
     return "\n".join(lines)
 

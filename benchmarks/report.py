@@ -42,8 +42,10 @@ def _get(results: dict, *keys):
 def _latency(results: dict, bucket: str, beam: int, key: str, threads: int | None = None):
     latency = results.get("latency") or {}
     threads = threads or latency.get("app_threads")
+    readings = latency.get("app_readings", 1)  # as many readings per snip as the app makes
     for row in latency.get("rows", []):
-        if row["device"] == "cpu" and row["bucket"] == bucket and row["beam"] == beam and row["threads"] == threads:
+        if (row["device"] == "cpu" and row["bucket"] == bucket and row["beam"] == beam and row["threads"] == threads
+                and row.get("readings", 1) == readings):
             return row[key]
     return None
 

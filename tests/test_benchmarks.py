@@ -103,16 +103,18 @@ def _results() -> dict:
     return {
         "generated": "2026-01-01 00:00", "machine": machine, "machine_after": machine, "model": "m",
         "model_source": "--model",
-        "latency": {"app_threads": 2, "per_bucket": 3, "machine_before": machine, "rows": [
+        "latency": {"app_threads": 2, "app_readings": 2, "per_bucket": 3, "machine_before": machine, "rows": [
+            {"device": "cpu", "threads": 2, "beam": 1, "bucket": "medium", "n": 3, "p50_ms": 60.0, "p95_ms": 70.0,
+             "mean_ms": 65.0, "ref_tokens_mean": 20.0, "out_tokens_mean": 21.0, "readings": 1},
             {"device": "cpu", "threads": 2, "beam": 1, "bucket": "medium", "n": 3, "p50_ms": 100.0, "p95_ms": 260.0,
-             "mean_ms": 120.0, "ref_tokens_mean": 20.0, "out_tokens_mean": 21.0},
+             "mean_ms": 120.0, "ref_tokens_mean": 20.0, "out_tokens_mean": 21.0, "readings": 2},
             {"device": "cpu", "threads": 1, "beam": 1, "bucket": "medium", "n": 3, "p50_ms": 90.0, "p95_ms": 100.0,
-             "mean_ms": 95.0, "ref_tokens_mean": 20.0, "out_tokens_mean": 21.0}]},
+             "mean_ms": 95.0, "ref_tokens_mean": 20.0, "out_tokens_mean": 21.0, "readings": 2}]},
         "startup": {"skipped": "no model"},
     }
 
 
-def test_targets_are_read_at_the_apps_thread_count():
+def test_targets_are_read_at_the_apps_thread_count_and_readings():
     by_name = {t["what"]: t for t in report.targets(_results())}
     assert by_name["medium formula, greedy, p50"]["measured"] == 100.0
     assert by_name["medium formula, greedy, p50"]["met"] is True
@@ -122,7 +124,7 @@ def test_targets_are_read_at_the_apps_thread_count():
 
 def test_results_markdown_and_readme_block(tmp_path):
     text = report.results_markdown(_results())
-    assert "## Targets" in text and "## Snip latency" in text and "| cpu | 2 | greedy | medium | 3 | 100 | 260 |" in text
+    assert "## Targets" in text and "## Snip latency" in text and "| cpu | 2 | greedy | 2 | medium | 3 | 100 | 260 |" in text
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\n## Performance\n\n{report.README_START}\nold\n{report.README_END}\n\nmore\n")
     assert report.update_readme(_results(), readme)
