@@ -6,6 +6,7 @@ scale the model was trained at; a model trained at another glyph size carries it
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import asdict, dataclass, field, fields
 
 
@@ -57,3 +58,11 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
         return cls(**data, input=spec)
+
+
+def scales_argument(text: str) -> tuple[float, ...]:
+    """``1,1.3`` as (1.0, 1.3): the command-line form of reading scales (export, evaluate)."""
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None

@@ -21,6 +21,7 @@ from typing import Iterator
 
 from PIL import Image
 
+from .config import scales_argument
 from .metrics import length_bucket, score_tokens, tokens_of
 from .vocab import write_json_atomic
 
@@ -180,16 +181,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="write the JSON report here (and .md beside it)")
     parser.add_argument("--free-decoding", action="store_true",
                         help="decode without the well-formedness rules (model/syntax.py), to measure them")
-    parser.add_argument("--scales", type=_scales,
+    parser.add_argument("--scales", type=scales_argument,
                         help="glyph scales each image is read at, most confident wins, e.g. 1 for one "
                              "reading (default: the model's config, input.reading_scales)")
-
-
-def _scales(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
 
 
 def read_predictions(path: Path) -> dict[str, str]:

@@ -4,28 +4,38 @@ config, vocabulary, meta), e.g. to replace ``resources/model`` with a better mod
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from .checkpoint import load_model, save_bundle
+from .config import scales_argument
 
 # What the bundle's meta.json keeps from the training meta (the rest is resumable state).
 KEEP = ("total_steps", "samples_seen", "train_hours", "device", "bf16")
 
 
-def export_bundle(checkpoint: str | Path, out_dir: str | Path, extra: dict | None = None) -> Path:
+def export_bundle(checkpoint: str | Path, out_dir: str | Path, extra: dict | None = None,
+                  reading_scales: tuple[float, ...] | None = None) -> Path:
+    """``reading_scales``: the glyph scales the app reads each snip at with this model (None:
+    the checkpoint's own); pick them by evaluating with ``im2latex evaluate --scales``."""
     loaded = load_model(checkpoint, device="cpu")
     meta = {k: loaded.meta[k] for k in KEEP if k in loaded.meta}
     meta.update({k: v for k, v in loaded.meta.items() if k.startswith("best_val_")})
     meta.update(extra or {})
-    return save_bundle(out_dir, loaded.model, loaded.config, loaded.vocab, meta)
+    config = loaded.config
+    if reading_scales is not None:
+        config = replace(config, input=replace(config.input, reading_scales=tuple(reading_scales)))
+    return save_bundle(out_dir, loaded.model, config, loaded.vocab, meta)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="training checkpoint (.pt) or bundle folder")
     parser.add_argument("--out", required=True, help="bundle folder to write, e.g. resources/model")
+    parser.add_argument("--reading-scales", type=scales_argument,
+                        help="glyph scales the app reads each snip at, e.g. 1,1.3 (default: the checkpoint's)")
 
 
 def run(args: argparse.Namespace) -> int:
-    path = export_bundle(args.checkpoint, args.out)
+    path = export_bundle(args.checkpoint, args.out, reading_scales=args.reading_scales)
     print(f"wrote {path}")
     return 0

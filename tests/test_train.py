@@ -108,7 +108,13 @@ def test_export_writes_a_bundle_the_recognizer_loads(data_dir, tmp_path):
     assert main(["export", str(ckpt), "--out", str(tmp_path / "bundle")]) == 0
     loaded = load_model(tmp_path / "bundle")
     assert loaded.meta["total_steps"] == 2
+    assert loaded.config.input.reading_scales == (1.0,)  # the checkpoint's own: one reading
     assert sorted(p.name for p in (tmp_path / "bundle").iterdir()) == ["config.json", "meta.json", "model.pt", "vocab.json"]
+    # the reading scales measured for a model go into its bundle, and the app reads at them
+    assert main(["export", str(ckpt), "--out", str(tmp_path / "b2"), "--reading-scales", "1,1.3"]) == 0
+    assert load_model(tmp_path / "b2").config.input.reading_scales == (1.0, 1.3)
+    with pytest.raises(SystemExit):
+        main(["export", str(ckpt), "--out", str(tmp_path / "b3"), "--reading-scales", "1,big"])
 
 
 def test_terminating_every_training_process_saves_and_exits_cleanly(data_dir, tmp_path):
