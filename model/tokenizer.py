@@ -72,6 +72,9 @@ NAMED_OPERATORS = {
     "Pr", "sec", "sin", "sinh", "sup", "tan", "tanh",
 }
 
+# ... and \operatorname*{lim} as \lim: these named operators take limits anyway.
+LIMITS_OPERATORS = {"det", "gcd", "inf", "lim", "liminf", "limsup", "max", "min", "Pr", "sup"}
+
 # Groups around these are kept: braces change their spacing ({=} is an ordinary atom).
 _SPACING_SENSITIVE = set("+-=<>,;:*/|[]") | {"\\pm", "\\mp", "\\times", "\\cdot", "\\leq", "\\geq",
                                           "\\neq", "\\to", "\\in", "\\subset", "\\cup", "\\cap"}
@@ -288,8 +291,8 @@ def _normalize_one(nodes: list[Node], i: int) -> tuple[list[Node], int]:
             return [TEXT_TO_MATH[tok], out[1]], j  # \text{kg} and \mathrm{kg} look the same: one spelling
         if tok in ("\\operatorname", "\\operatorname*") and isinstance(out[1], Group):
             name = "".join(c for c in out[1].children if isinstance(c, str))
-            if (tok == "\\operatorname" and name in NAMED_OPERATORS
-                    and all(isinstance(c, str) and len(c) == 1 for c in out[1].children)):
+            named = name in (NAMED_OPERATORS if tok == "\\operatorname" else LIMITS_OPERATORS)
+            if named and all(isinstance(c, str) and len(c) == 1 for c in out[1].children):
                 return [f"\\{name}"], j
         return out, j
     return [tok], i + 1

@@ -17,6 +17,7 @@ SAME = [
     (r"\int f(x)\,dx", r"\int f(x)dx"),
     (r"f^\prime", r"f'"),
     (r"\operatorname{sin} x", r"\sin x"),
+    (r"\operatorname* { l i m } _ { n }", r"\lim_{n}"),  # im2latex-100k: a starred limit operator is \lim
     (r"\bm{x}", r"\boldsymbol{x}"),
     (r"\frac { 1 } { 2 }", r"\frac{1}{2}"),  # im2latex-100k token spacing
     (r"\left\lbrace x \right\rbrace", r"\left\{x\right\}"),
