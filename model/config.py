@@ -24,9 +24,7 @@ class InputSpec:
     reading_scales: tuple[float, ...] = (1.0,)
 
     def __post_init__(self) -> None:
-        self.reading_scales = tuple(float(s) for s in self.reading_scales)  # JSON gives a list
-        if not self.reading_scales or not all(0.25 <= s <= 4.0 for s in self.reading_scales):
-            raise ValueError("reading_scales must be one or more glyph scales between 0.25 and 4")
+        self.reading_scales = checked_scales(self.reading_scales)  # JSON gives a list
 
 
 @dataclass
@@ -58,6 +56,14 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
         return cls(**data, input=spec)
+
+
+def checked_scales(scales) -> tuple[float, ...]:
+    """Reading scales as a tuple of floats; ValueError unless one or more, each in [0.25, 4]."""
+    scales = tuple(float(s) for s in scales)
+    if not scales or not all(0.25 <= s <= 4.0 for s in scales):
+        raise ValueError("reading scales must be one or more glyph scales between 0.25 and 4")
+    return scales
 
 
 def scales_argument(text: str) -> tuple[float, ...]:

@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw
 
 from .batching import pad_batch
 from .checkpoint import LoadedModel, load_model
-from .config import InputSpec
+from .config import checked_scales
 from .decoding import DEFAULT_GUARD, Decoded, RepetitionGuard, beam_search, greedy_decode, most_confident
 from .errors import Im2LatexError
 from .images import load_image
@@ -166,7 +166,7 @@ class Recognizer:
         one reading)."""
         self.time_budget = time_budget
         self.max_tokens = max_tokens
-        self._scales = None if scales is None else InputSpec(reading_scales=scales).reading_scales  # checked
+        self._scales = None if scales is None else checked_scales(scales)
         self.guard: RepetitionGuard | None = DEFAULT_GUARD  # the loop guard; None turns it off
         self.well_formed = True  # decode with the model's SyntaxRules (False: the model's raw argmax)
         self._syntax: SyntaxRules | None = None

@@ -698,8 +698,7 @@ def preprocess_at_scales(image: Image.Image, spec: InputSpec, scales: Sequence[f
     comps = _stroke_components(ink)
     glyph = _glyph_height(ink, comps)
     box = _subpixel_box(ink, _content_box(comps, glyph))
-    return [_place(ink, box, glyph, spec if s == 1.0 else replace(spec, glyph_height=spec.glyph_height * s))
-            for s in scales]
+    return [_place(ink, box, glyph, replace(spec, glyph_height=spec.glyph_height * s)) for s in scales]
 
 
 def _subpixel_box(ink: np.ndarray, box: tuple[int, int, int, int]) -> tuple[float, float, float, float]:
