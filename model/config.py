@@ -69,6 +69,6 @@ def checked_scales(scales) -> tuple[float, ...]:
 def scales_argument(text: str) -> tuple[float, ...]:
     """``1,1.3`` as (1.0, 1.3): the command-line form of reading scales (export, evaluate)."""
     try:
-        return tuple(float(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
+        return checked_scales(text.split(","))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: {error}") from None

@@ -24,7 +24,7 @@ def export_bundle(checkpoint: str | Path, out_dir: str | Path, extra: dict | Non
     meta.update(extra or {})
     config = loaded.config
     if reading_scales is not None:
-        config = replace(config, input=replace(config.input, reading_scales=tuple(reading_scales)))
+        config = replace(config, input=replace(config.input, reading_scales=reading_scales))
     return save_bundle(out_dir, loaded.model, config, loaded.vocab, meta)
 
 

@@ -115,6 +115,8 @@ def test_export_writes_a_bundle_the_recognizer_loads(data_dir, tmp_path):
     assert load_model(tmp_path / "b2").config.input.reading_scales == (1.0, 1.3)
     with pytest.raises(SystemExit):
         main(["export", str(ckpt), "--out", str(tmp_path / "b3"), "--reading-scales", "1,big"])
+    with pytest.raises(SystemExit):  # out of range: refused on the command line, not at load time
+        main(["export", str(ckpt), "--out", str(tmp_path / "b4"), "--reading-scales", "1,10"])
 
 
 def test_terminating_every_training_process_saves_and_exits_cleanly(data_dir, tmp_path):
