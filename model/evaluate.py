@@ -21,6 +21,7 @@ from typing import Iterator
 
 from PIL import Image
 
+from .atomic import atomic_write
 from .config import scales_argument
 from .metrics import length_bucket, score_tokens, tokens_of
 from .vocab import write_json_atomic
@@ -110,9 +111,11 @@ def markdown_table(rep: dict) -> str:
 
 def recognize_all(samples: list[Sample], model_path: str | None, device: str | None, beam: int,
                   threads: int | None, batch: int = 1, well_formed: bool = True,
-                  scales: tuple[float, ...] | None = None) -> tuple[list[str], list[float]]:
-    """Predictions and per-image seconds: one image at a time as a snip would come, or, with
-    ``batch`` > 1, in batches of similar widths (faster; seconds are then batch time shared out).
+                  scales: tuple[float, ...] | None = None) -> tuple[list[str], list[float], list[dict]]:
+    """Predictions, per-image seconds and ``im2latex predict --json`` rows (confidence and
+    alternatives too; an unreadable image gets an ``error`` row): one image at a time as a snip
+    would come, or, with ``batch`` > 1, in batches of similar widths (faster; seconds are then
+    batch time shared out).
     ``well_formed=False`` decodes without the syntax rules, to measure what they change;
     ``scales``: the glyph scales each image is read at (None: the model's ``input.reading_scales``)."""
     from tqdm import tqdm
@@ -120,6 +123,7 @@ def recognize_all(samples: list[Sample], model_path: str | None, device: str | N
     from .errors import Im2LatexError
     from .images import load_image
     from .inference import Recognizer
+    from .predict import json_row
 
     recognizer = Recognizer(model_path=model_path, device=device, scales=scales)
     recognizer.well_formed = well_formed
@@ -130,19 +134,25 @@ def recognize_all(samples: list[Sample], model_path: str | None, device: str | N
     recognizer.load()
     images = [s.image if s.image is not None else s.key for s in samples]
     predictions, seconds = [""] * len(samples), [0.0] * len(samples)
+    rows: list[dict] = [{} for _ in samples]
+
+    def keep(i: int, result) -> None:
+        predictions[i], seconds[i] = result.latex, result.seconds
+        rows[i] = json_row(Path(samples[i].key).name, result)
 
     def one(i: int) -> None:
         t0 = time.perf_counter()
         try:
-            predictions[i] = recognizer.recognize(load_image(images[i]), beam=beam).latex
-        except Im2LatexError:
+            keep(i, recognizer.recognize(load_image(images[i]), beam=beam))
+        except Im2LatexError as error:
             predictions[i] = ""
+            rows[i] = {"image": Path(samples[i].key).name, "error": str(error)}
         seconds[i] = time.perf_counter() - t0
 
     if batch <= 1:
         for i in tqdm(range(len(samples)), desc="evaluate", mininterval=5):
             one(i)
-        return predictions, seconds
+        return predictions, seconds, rows
     order = sorted(range(len(samples)), key=lambda i: _width(images[i]))
     chunks = [order[k:k + batch] for k in range(0, len(order), batch)]
     for chunk in tqdm(chunks, desc="evaluate", mininterval=5):
@@ -153,8 +163,8 @@ def recognize_all(samples: list[Sample], model_path: str | None, device: str | N
                 one(i)
             continue
         for i, r in zip(chunk, results):
-            predictions[i], seconds[i] = r.latex, r.seconds
-    return predictions, seconds
+            keep(i, r)
+    return predictions, seconds, rows
 
 
 def _width(image) -> int:
@@ -170,6 +180,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "exact match per dpi, the im2latex-100k row beside the published figures")
     parser.add_argument("--predictions", type=Path,
                         help="score this JSONL of `im2latex predict --json` instead of running a model")
+    parser.add_argument("--save-predictions", type=Path,
+                        help="also write every reading as `im2latex predict --json` rows (with confidence), "
+                             "for --predictions later")
     parser.add_argument("--model", help="model bundle or checkpoint (default: the bundled model)")
     parser.add_argument("--device")
     parser.add_argument("--beam", type=int, default=1)
@@ -196,6 +209,12 @@ def read_predictions(path: Path) -> dict[str, str]:
     return by_image
 
 
+def _save_predictions(path: Path | None, rows: list[dict]) -> None:
+    if path is not None:
+        with atomic_write(path) as f:
+            f.writelines(json.dumps(row) + "\n" for row in rows)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.suite:
         return run_suite(args)
@@ -212,8 +231,9 @@ def run(args: argparse.Namespace) -> int:
         predictions = [by_image.get(Path(s.key).name, "") for s in samples]
         seconds: list[float] = []
     else:
-        predictions, seconds = recognize_all(samples, args.model, args.device, args.beam, args.threads,
-                                             args.batch, not args.free_decoding, args.scales)
+        predictions, seconds, rows = recognize_all(samples, args.model, args.device, args.beam, args.threads,
+                                                   args.batch, not args.free_decoding, args.scales)
+        _save_predictions(args.save_predictions, rows)
     rep = report(samples, predictions, seconds)
     table = markdown_table(rep)
     print(table)
@@ -347,8 +367,9 @@ def run_suite(args: argparse.Namespace) -> int:
             predictions[st.name] = [by_image.get(Path(s.key).name, "") for s in st.samples]
     else:
         everything = [s for st in styles for s in st.samples]
-        preds, secs = recognize_all(everything, args.model, args.device, args.beam, args.threads, args.batch,
-                                    not args.free_decoding, args.scales)
+        preds, secs, rows = recognize_all(everything, args.model, args.device, args.beam, args.threads, args.batch,
+                                          not args.free_decoding, args.scales)
+        _save_predictions(args.save_predictions, rows)
         k = 0
         for st in styles:
             predictions[st.name], seconds[st.name] = preds[k:k + len(st.samples)], secs[k:k + len(st.samples)]

@@ -15,9 +15,11 @@ KEEP = ("total_steps", "samples_seen", "train_hours", "device", "bf16")
 
 
 def export_bundle(checkpoint: str | Path, out_dir: str | Path, extra: dict | None = None,
-                  reading_scales: tuple[float, ...] | None = None) -> Path:
+                  reading_scales: tuple[float, ...] | None = None, reread_below: float | None = None) -> Path:
     """``reading_scales``: the glyph scales the app reads each snip at with this model (None:
-    the checkpoint's own); pick them by evaluating with ``im2latex evaluate --scales``."""
+    the checkpoint's own); pick them by evaluating with ``im2latex evaluate --scales``.
+    ``reread_below``: read at the other scales only when the first reading is less confident
+    than this (None: the checkpoint's own setting)."""
     loaded = load_model(checkpoint, device="cpu")
     meta = {k: loaded.meta[k] for k in KEEP if k in loaded.meta}
     meta.update({k: v for k, v in loaded.meta.items() if k.startswith("best_val_")})
@@ -25,6 +27,8 @@ def export_bundle(checkpoint: str | Path, out_dir: str | Path, extra: dict | Non
     config = loaded.config
     if reading_scales is not None:
         config = replace(config, input=replace(config.input, reading_scales=reading_scales))
+    if reread_below is not None:
+        config = replace(config, input=replace(config.input, reread_below=reread_below))
     return save_bundle(out_dir, loaded.model, config, loaded.vocab, meta)
 
 
@@ -33,9 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="bundle folder to write, e.g. resources/model")
     parser.add_argument("--reading-scales", type=scales_argument,
                         help="glyph scales the app reads each snip at, e.g. 1,1.3 (default: the checkpoint's)")
+    parser.add_argument("--reread-below", type=float, metavar="CONFIDENCE",
+                        help="read at the other scales only when the first reading's confidence is under "
+                             "this, e.g. 0.97 (default: the checkpoint's; without it every scale is read)")
 
 
 def run(args: argparse.Namespace) -> int:
-    path = export_bundle(args.checkpoint, args.out, reading_scales=args.reading_scales)
+    path = export_bundle(args.checkpoint, args.out, reading_scales=args.reading_scales,
+                         reread_below=args.reread_below)
     print(f"wrote {path}")
     return 0

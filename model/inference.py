@@ -180,6 +180,7 @@ class Recognizer:
         self._loaded: LoadedModel | None = None
         self._lock = threading.RLock()
         self._call_budget: float | None = None  # the running call's time budget (set under the lock)
+        self._warning: str | None = None  # the running call's warning (set under the lock)
 
     # ------------------------------------------------------------------ loading
 
@@ -262,8 +263,9 @@ class Recognizer:
 
         The time budget (as in ``recognize``) covers the whole call.  ``prepared``: the images are
         already ``prepare``'s arrays (or single arrays, read at the scale they were made at).
-        Every reading of every image decodes in one batch; per image the most confident wins and
-        the other readings become alternatives."""
+        Every reading of every image decodes in one batch (with the model's ``input.reread_below``:
+        first readings in one batch, then the other scales of the unsure ones in a second); per
+        image the most confident reading wins and the others become alternatives."""
         if beam < 1:
             raise ValueError("beam must be at least 1")
         if not images:
@@ -273,26 +275,43 @@ class Recognizer:
         budget = self.time_budget if time_budget is None else time_budget
         readings = list(images) if prepared else [self.prepare(image) for image in images]
         readings = [[r] if isinstance(r, np.ndarray) else list(r) for r in readings]
-        batch, sizes = pad_batch([array for item in readings for array in item])
+        reread_below = self._loaded.config.input.reread_below if self._scales is None else None
         with self._lock:
-            warning = None
-            self._call_budget = _remaining(budget, start)  # read by _decode, under the lock
-            try:
-                decoded = self._decode(batch, sizes, beam)
-            except Exception as error:  # noqa: BLE001 - only an out-of-memory on a GPU is retried
-                if self.device == "cpu" or not _is_out_of_memory(error):
-                    raise
-                self._move_to_cpu()
-                self._call_budget = budget
-                decoded = self._decode(batch, sizes, beam)
-                warning = GPU_FALLBACK_WARNING
-            device = self.device
+            self._warning = None
+            if reread_below is None:
+                every = self._decode_arrays([a for item in readings for a in item], beam, budget, start)
+                decoded, k = [], 0
+                for item in readings:
+                    decoded.append(every[k:k + len(item)])
+                    k += len(item)
+            else:
+                decoded = [[d] for d in self._decode_arrays([item[0] for item in readings], beam, budget, start)]
+                unsure = [i for i, d in enumerate(decoded)
+                          if len(readings[i]) > 1 and (d[0].stopped is not None or d[0].confidence < reread_below)]
+                if unsure:
+                    again = self._decode_arrays([a for i in unsure for a in readings[i][1:]], beam, budget, start)
+                    k = 0
+                    for i in unsure:
+                        decoded[i] += again[k:k + len(readings[i]) - 1]
+                        k += len(readings[i]) - 1
+            device, warning = self.device, self._warning
         seconds = (time.perf_counter() - start) / len(images)
-        results, k = [], 0
-        for item in readings:
-            results.append(self._recognition(most_confident(decoded[k:k + len(item)]), seconds, device, warning))
-            k += len(item)
-        return results
+        return [self._recognition(most_confident(d), seconds, device, warning) for d in decoded]
+
+    def _decode_arrays(self, arrays: list[np.ndarray], beam: int, budget: float | None, start: float) -> list[Decoded]:
+        """One batch of model inputs decoded (under the lock), within what is left of ``budget``;
+        on a GPU out of memory, again on the CPU (``self._warning`` says so)."""
+        batch, sizes = pad_batch(arrays)
+        self._call_budget = _remaining(budget, start)  # read by _decode
+        try:
+            return self._decode(batch, sizes, beam)
+        except Exception as error:  # noqa: BLE001 - only an out-of-memory on a GPU is retried
+            if self.device == "cpu" or not _is_out_of_memory(error):
+                raise
+            self._move_to_cpu()
+            self._call_budget = budget
+            self._warning = GPU_FALLBACK_WARNING
+            return self._decode(batch, sizes, beam)
 
     def _decode(self, images: torch.Tensor, sizes: torch.Tensor, beam: int) -> list[Decoded]:
         loaded = self._loaded

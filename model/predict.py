@@ -64,15 +64,20 @@ def run(args: argparse.Namespace) -> int:
                 warned.add(outcome.warning)
                 print(f"im2latex predict: {outcome.warning}", file=sys.stderr)
             if args.json:
-                row = {"image": image, "latex": outcome.latex, "confidence": round(outcome.confidence, 4),
-                       "seconds": round(outcome.seconds, 4)}
-                if outcome.alternatives:
-                    row["alternatives"] = [{"latex": a.latex, "confidence": round(a.confidence, 4)}
-                                           for a in outcome.alternatives]
-                print(json.dumps(row), flush=True)
+                print(json.dumps(json_row(image, outcome)), flush=True)
             else:
                 print(outcome.latex, flush=True)
     return 1 if failed else 0
+
+
+def json_row(image: str, recognition) -> dict:
+    """One line of ``--json`` output (``im2latex evaluate --predictions`` reads these back)."""
+    row = {"image": image, "latex": recognition.latex, "confidence": round(recognition.confidence, 4),
+           "seconds": round(recognition.seconds, 4)}
+    if recognition.alternatives:
+        row["alternatives"] = [{"latex": a.latex, "confidence": round(a.confidence, 4)}
+                               for a in recognition.alternatives]
+    return row
 
 
 def recognize_files(recognizer, paths: list[str], beam: int, batch: int) -> list:

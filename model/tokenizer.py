@@ -79,6 +79,30 @@ LIMITS_OPERATORS = {"det", "gcd", "inf", "lim", "liminf", "limsup", "max", "min"
 _SPACING_SENSITIVE = set("+-=<>,;:*/|[]") | {"\\pm", "\\mp", "\\times", "\\cdot", "\\leq", "\\geq",
                                           "\\neq", "\\to", "\\in", "\\subset", "\\cup", "\\cap"}
 
+# Binary operators and relations beyond those: a bare group that starts or ends with one keeps
+# its braces, for the same reason.
+_BINARY_OR_RELATION = {
+    "\\ast", "\\star", "\\circ", "\\bullet", "\\div", "\\setminus", "\\wedge", "\\vee", "\\oplus",
+    "\\ominus", "\\otimes", "\\oslash", "\\odot", "\\sqcap", "\\sqcup", "\\uplus", "\\amalg", "\\wr",
+    "\\approx", "\\equiv", "\\sim", "\\simeq", "\\cong", "\\propto", "\\perp", "\\mid", "\\parallel",
+    "\\ni", "\\notin", "\\subseteq", "\\supseteq", "\\supset", "\\ll", "\\gg", "\\prec", "\\succ",
+    "\\preceq", "\\succeq", "\\mapsto", "\\leftarrow", "\\Leftarrow", "\\Rightarrow", "\\Leftrightarrow",
+    "\\leftrightarrow", "\\iff", "\\longrightarrow", "\\longleftarrow", "\\Longrightarrow",
+    "\\Longleftarrow", "\\longmapsto", "\\doteq", "\\models", "\\vdash", "\\dashv", "\\asymp",
+    "\\triangleq", "\\colon", "\\not", "\\bmod", "\\mod",
+}
+# Commands outside ARG_COUNT that take a braced argument: a group after one is that argument.
+_TAKES_GROUP = {
+    "\\emph", "\\textsc", "\\textsl", "\\textmd", "\\not", "\\mathop", "\\mathbin", "\\mathrel",
+    "\\mathord", "\\mathopen", "\\mathclose", "\\mathpunct", "\\mathinner", "\\hbox", "\\vbox",
+    "\\rlap", "\\llap", "\\mathrlap", "\\mathllap", "\\mathclap", "\\raisebox", "\\textcolor",
+    "\\colorbox", "\\scalebox", "\\makebox", "\\mathnormal", "\\smash", "\\vphantom", "\\hphantom",
+    "\\ensuremath", "\\cancel", "\\bcancel", "\\xcancel", "\\sideset", "\\root", "\\buildrel",
+    "\\uppercase", "\\lowercase", "\\bold", "\\middle",
+}
+# Infix commands whose scope is the group around them ({a \over b}).
+_INFIX = {"\\over", "\\choose", "\\atop", "\\above", "\\brace", "\\brack", "\\overwithdelims"}
+
 _COLUMN_SPEC_ENVS = ("\\begin{array}", "\\begin{tabular}", "\\begin{subarray}")
 _CELL_ENDS = ("&", "\\\\")
 _STARRED_WORD = re.compile(r"\\[a-zA-Z]+\*")
@@ -211,6 +235,27 @@ def _is_single_construct(nodes: list[Node]) -> bool:
             and len(nodes) == 1 + ARG_COUNT[head] and all(isinstance(n, Group) for n in nodes[1:]))
 
 
+def _is_spacing_sensitive(node: Node) -> bool:
+    return isinstance(node, str) and (node in _SPACING_SENSITIVE or node in _BINARY_OR_RELATION)
+
+
+def _braces_show_nothing(nodes: list[Node], i: int, inner: list[Node]) -> bool:
+    """Whether the bare group nodes[i] (already normalized to ``inner``) draws the same without
+    its braces: |{1-s}| is |1-s|.  Not when a script, prime or preceding command applies to the
+    group as a whole, when an infix command or a cell break needs its scope, or when an operator
+    at its edge would change the spacing around it."""
+    after = nodes[i + 1] if i + 1 < len(nodes) else None
+    before = nodes[i - 1] if i > 0 else None
+    if after in ("^", "_", "'", "\\limits", "\\nolimits"):
+        return False
+    if isinstance(before, str) and (before in _TAKES_GROUP or before in ARG_COUNT or before.startswith("\\begin")
+                                    or before in _COLUMN_SPEC_ENVS or before in DROP_WITH_ARG):
+        return False
+    if any(isinstance(n, str) and (n in _INFIX or n in _CELL_ENDS) for n in inner):
+        return False
+    return not (_is_spacing_sensitive(inner[0]) or _is_spacing_sensitive(inner[-1]))
+
+
 def _normalize_text(nodes: list[Node]) -> list[Node]:
     """Text-mode content: kept as typed, nested groups normalized the same way."""
     return [Group(_normalize_text(n.children)) if isinstance(n, Group) else n for n in nodes]
@@ -238,7 +283,7 @@ def _normalize_one(nodes: list[Node], i: int) -> tuple[list[Node], int]:
         inner = _normalize(node.children)
         if not inner:
             return [], i + 1
-        if _is_single_construct(inner):
+        if _is_single_construct(inner) or _braces_show_nothing(nodes, i, inner):
             return inner, i + 1
         return [Group(inner)], i + 1
     tok = SYNONYMS.get(node, node)

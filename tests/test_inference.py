@@ -13,6 +13,7 @@ from PIL import Image
 
 from model import inference
 from model.cli import main
+from model.config import InputSpec
 from model.errors import BlankImageError, ImageError, ModelNotFoundError
 from model.inference import (GPU_FALLBACK_WARNING, Alternative, DeviceError, Recognition, Recognizer,
                              choose_device, default_model_path)
@@ -87,6 +88,38 @@ def test_reading_scales_come_from_the_model_and_are_checked(recognizer, tiny_mod
     config["input"]["reading_scales"] = [1.0, 1.3]
     (bundle / "config.json").write_text(json.dumps(config))
     assert Recognizer(model_path=bundle, device="cpu").scales == (1.0, 1.3)
+
+
+def test_unsure_snips_alone_are_read_again(tiny_model_dir, tmp_path):
+    """With ``input.reread_below`` a first reading at least that confident is the answer as it is;
+    only the less confident ones are read at the other scale, and those keep the more confident
+    of the two readings.  The second batch holds just the unsure snips."""
+    images = tiny_model_dir.images
+    one = Recognizer(model_path=tiny_model_dir.bundle, device="cpu", scales=(1.0,)).recognize_batch(images)
+    larger = Recognizer(model_path=tiny_model_dir.bundle, device="cpu", scales=(1.3,)).recognize_batch(images)
+    threshold = sorted(r.confidence for r in one)[len(one) // 2]  # about half the snips are unsure
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_model_dir.bundle, bundle)
+    config = json.loads((bundle / "config.json").read_text())
+    config["input"].update(reading_scales=[1.0, 1.3], reread_below=threshold)
+    (bundle / "config.json").write_text(json.dumps(config))
+    adaptive = Recognizer(model_path=bundle, device="cpu")
+    adaptive.load()
+    batches = []
+    decode = adaptive._decode
+    adaptive._decode = lambda images, sizes, beam: batches.append(len(images)) or decode(images, sizes, beam)
+    results = adaptive.recognize_batch(images)
+    unsure = [i for i, r in enumerate(one) if r.confidence < threshold]
+    assert 0 < len(unsure) < len(images)
+    assert batches == [len(images), len(unsure)]
+    for i, (result, a, b) in enumerate(zip(results, one, larger)):
+        expected = a if i not in unsure or a.confidence >= b.confidence else b
+        assert result.latex == expected.latex
+        assert result.confidence == pytest.approx(expected.confidence, abs=1e-4)
+        if i not in unsure:
+            assert result.alternatives == a.alternatives  # never read at the other scale
+    with pytest.raises(ValueError):
+        InputSpec(reading_scales=(1.0, 1.3), reread_below=1.5)
 
 
 def test_beam_search_gives_the_answer_and_alternatives(recognizer, tiny_model_dir):

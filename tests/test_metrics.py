@@ -73,3 +73,28 @@ def test_evaluate_runs_the_model_on_a_folder(tiny_model_dir, tmp_path, batch):
     rep = json.loads(out.read_text())
     assert rep["overall"]["exact_match"] == 1.0 and rep["overall"]["n"] == len(rows)
     assert rep["overall"]["seconds_p50"] > 0
+
+
+def test_saved_predictions_score_the_same_when_read_back(tiny_model_dir, tmp_path):
+    import shutil
+
+    rows = []
+    for image, latex in zip(tiny_model_dir.images, tiny_model_dir.formulas):
+        shutil.copy(image, tmp_path / image.name)
+        rows.append({"image": image.name, "latex": latex, "font": "mathtext"})
+    rows[0]["latex"] = "x"  # one wrong label, so the scores are not trivially perfect
+    (tmp_path / "labels.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    parser = argparse.ArgumentParser()
+    evaluate.add_arguments(parser)
+    saved, first, second = tmp_path / "readings.jsonl", tmp_path / "first.json", tmp_path / "second.json"
+    assert evaluate.run(parser.parse_args([
+        "--folder", str(tmp_path), "--model", str(tiny_model_dir.bundle), "--device", "cpu", "--batch", "2",
+        "--out", str(first), "--save-predictions", str(saved)])) == 0
+    written = [json.loads(line) for line in saved.read_text().splitlines()]
+    assert [w["image"] for w in written] == [r["image"] for r in rows]
+    assert all(0.0 < w["confidence"] <= 1.0 and w["latex"] for w in written)
+    assert evaluate.run(parser.parse_args(["--folder", str(tmp_path), "--predictions", str(saved),
+                                           "--out", str(second)])) == 0
+    a, b = json.loads(first.read_text())["overall"], json.loads(second.read_text())["overall"]
+    assert a["exact_match"] == b["exact_match"] == pytest.approx((len(rows) - 1) / len(rows))
+    assert a["bleu4"] == pytest.approx(b["bleu4"])

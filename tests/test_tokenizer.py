@@ -29,7 +29,24 @@ SAME = [
     (r"330\text{cm}^3", r"330\mathrm{cm}^{3}"),  # a word in \text looks like \mathrm
     (r"\mu\mbox{m}", r"\mu\mathrm{m}"),
     (r"\begin{bmatrix}1\\2\\\end{bmatrix}", r"\begin{bmatrix}1\\2\end{bmatrix}"),  # no empty row
+    (r"|{1-s_{k}}|", r"|1-s_{k}|"),  # a bare group that draws the same without its braces
+    (r"\int_{M}{\sqrt{-g}V^{-1}}d x", r"\int_{M}\sqrt{-g}V^{-1}dx"),
+    (r"\left[{a+b}\right]", r"\left[a+b\right]"),
 ]
+
+
+@pytest.mark.parametrize("latex", [
+    r"{a+b}^{2}",        # the script applies to the whole group
+    r"{a+b}'",
+    r"a{-1}",            # braces make the minus unary: different spacing
+    r"x{=}y",
+    r"{x \otimes}y",
+    r"{a\over b}",       # \over needs the group's scope
+    r"\emph{ab}",        # the group is a command's argument
+    r"\mathop{ab}",
+])
+def test_braces_that_change_the_drawing_stay(latex):
+    assert "{" in normalize(latex) and normalize(latex) != normalize(latex.replace("{", "").replace("}", ""))
 
 
 def test_only_plain_words_leave_text_and_only_final_row_breaks_go():
