@@ -3,7 +3,9 @@
 Per length bucket (short < 10 tokens, medium 10-40, long 41-150), greedy and beam 4, on the CPU
 with 1 and 2 threads (and the GPU when there is one): p50 and p95 over the bucket's images.  A
 model that reads each snip at several glyph scales (``input.reading_scales``) is also timed
-reading once (greedy), so the table shows what the extra readings cost.  A
+reading once (greedy), and one that reads the other scales only for unsure snips
+(``input.reread_below``: readings "1-2") also reading every scale always, so the table shows
+what the extra readings cost.  A
 figure is the whole snip as the app sees it: image conversion, preprocessing, encoding and
 decoding.  The thread counts are interleaved image by image, so load on a shared machine falls
 on all of them alike.
@@ -141,14 +143,18 @@ def run_latency(model: str | None = None, per_bucket: int = 20, threads: list[in
         result.update(model=f"untrained default ModelConfig (vocab {UNTRAINED_VOCAB}), decoding forced "
                             "to the reference length", model_source=how, trained=False, int8=False)
     rows = measure(snip, samples, "cpu", list(threads), list(beams))
-    readings = len(recognizer.scales) if path is not None else 1
+    scales = recognizer.scales if path is not None else (1.0,)
+    adaptive = path is not None and len(scales) > 1 and recognizer.load().config.input.reread_below is not None
+    readings = f"1-{len(scales)}" if adaptive else len(scales)
     result["app_readings"] = readings  # the targets are read on these rows
     for row in rows:
         row["readings"] = readings
-    if readings > 1:
-        once = Recognizer(model_path=path, device="cpu", scales=(1.0,))
-        once.load()
-        rows += [{**row, "readings": 1} for row in measure(recognizer_snip(once), samples, "cpu", list(threads), [1])]
+    others = ([(1, (1.0,))] if len(scales) > 1 else []) + ([(len(scales), scales)] if adaptive else [])
+    for count, fixed in others:  # explicit scales: each one read, always
+        other = Recognizer(model_path=path, device="cpu", scales=fixed)
+        other.load()
+        rows += [{**row, "readings": count}
+                 for row in measure(recognizer_snip(other), samples, "cpu", list(threads), [1])]
     if torch.cuda.is_available() and path is not None:
         gpu = Recognizer(model_path=path, device="cuda")
         gpu.load()

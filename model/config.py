@@ -22,15 +22,15 @@ class InputSpec:
     # the most confident reading; a model lists the scales measured to help it (training and
     # a model that lists none use 1.0 alone).
     reading_scales: tuple[float, ...] = (1.0,)
-    # With several reading scales: a first reading (at the first scale) at least this confident
-    # is kept, and only a less confident one is read again at the other scales, so most snips
-    # cost one reading.  None: every scale is read, always.
+    # With several reading scales: a first reading (at the first scale) whose least probable
+    # token is at least this probable is kept; only a snip with a less sure token is read again
+    # at the other scales, so most snips cost one reading.  None: every scale is read, always.
     reread_below: float | None = None
 
     def __post_init__(self) -> None:
         self.reading_scales = checked_scales(self.reading_scales)  # JSON gives a list
         if self.reread_below is not None and not 0.0 <= float(self.reread_below) <= 1.0:
-            raise ValueError("reread_below must be a confidence between 0 and 1 (or null)")
+            raise ValueError("reread_below must be a token probability between 0 and 1 (or null)")
 
 
 @dataclass

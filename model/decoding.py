@@ -54,6 +54,7 @@ class Decoded:
     confidence: float
     alternatives: list[tuple[list[int], float]] = field(default_factory=list)
     stopped: str | None = None  # None: ended at EOS; else the bound that cut it ("length", "time", "repetition")
+    weakest: float = 0.0  # probability of its least probable token (EOS included): where it is unsure
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,10 @@ def _mean_prob(log_probs: list[float]) -> float:
     return float(torch.tensor(log_probs, dtype=torch.float64).exp().mean())
 
 
+def _min_prob(log_probs: list[float]) -> float:
+    return float(torch.tensor(log_probs, dtype=torch.float64).exp().min()) if log_probs else 0.0
+
+
 @contextmanager
 def _decoding(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tensor, cached: bool, rows_per_item: int = 1):
     """What greedy decoding and beam search share: the model in eval and inference mode (its
@@ -232,8 +237,8 @@ def greedy_decode(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tenso
         for i in range(batch):
             if not ended[i] and stopped[i] is None:
                 stopped[i] = "length"
-        return [Decoded(ids[i], _capped(_mean_prob(logps[i]), stopped[i]), stopped=stopped[i])
-                for i in range(batch)]
+        return [Decoded(ids[i], _capped(_mean_prob(logps[i]), stopped[i]), stopped=stopped[i],
+                        weakest=_min_prob(logps[i])) for i in range(batch)]
 
 
 @dataclass
@@ -366,7 +371,8 @@ def _best_of(hypotheses: list[_Hypothesis], beam: int) -> Decoded:
         if tuple(h.ids) not in seen:
             seen.add(tuple(h.ids))
             alternatives.append((h.ids, _capped(_mean_prob(h.logps), h.stopped)))
-    return Decoded(best.ids, _capped(_mean_prob(best.logps), best.stopped), alternatives, best.stopped)
+    return Decoded(best.ids, _capped(_mean_prob(best.logps), best.stopped), alternatives, best.stopped,
+                   _min_prob(best.logps))
 
 
 def most_confident(readings: list[Decoded]) -> Decoded:
@@ -384,4 +390,4 @@ def most_confident(readings: list[Decoded]) -> Decoded:
         if tuple(ids) not in seen:
             seen.add(tuple(ids))
             alternatives.append((ids, confidence))
-    return Decoded(best.ids, best.confidence, alternatives, best.stopped)
+    return Decoded(best.ids, best.confidence, alternatives, best.stopped, best.weakest)

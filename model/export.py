@@ -18,8 +18,8 @@ def export_bundle(checkpoint: str | Path, out_dir: str | Path, extra: dict | Non
                   reading_scales: tuple[float, ...] | None = None, reread_below: float | None = None) -> Path:
     """``reading_scales``: the glyph scales the app reads each snip at with this model (None:
     the checkpoint's own); pick them by evaluating with ``im2latex evaluate --scales``.
-    ``reread_below``: read at the other scales only when the first reading is less confident
-    than this (None: the checkpoint's own setting)."""
+    ``reread_below``: read at the other scales only when a token of the first reading is less
+    probable than this (None: the checkpoint's own setting)."""
     loaded = load_model(checkpoint, device="cpu")
     meta = {k: loaded.meta[k] for k in KEEP if k in loaded.meta}
     meta.update({k: v for k, v in loaded.meta.items() if k.startswith("best_val_")})
@@ -37,9 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="bundle folder to write, e.g. resources/model")
     parser.add_argument("--reading-scales", type=scales_argument,
                         help="glyph scales the app reads each snip at, e.g. 1,1.3 (default: the checkpoint's)")
-    parser.add_argument("--reread-below", type=float, metavar="CONFIDENCE",
-                        help="read at the other scales only when the first reading's confidence is under "
-                             "this, e.g. 0.97 (default: the checkpoint's; without it every scale is read)")
+    parser.add_argument("--reread-below", type=float, metavar="PROBABILITY",
+                        help="read at the other scales only when a token of the first reading is less "
+                             "probable than this, e.g. 0.6 (default: the checkpoint's; without it every "
+                             "scale is read)")
 
 
 def run(args: argparse.Namespace) -> int:

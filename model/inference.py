@@ -5,7 +5,8 @@ picks CUDA, then Apple MPS, then the CPU unless told otherwise, and serializes m
 lock so a worker thread can call it while the UI thread asks for its device.  Images go through
 ``model.preprocess`` with the model's own input spec, so a model trained at another scale still
 gets its inputs the way it saw them in training; each is read at the model's
-``input.reading_scales`` and the most confident reading wins.
+``input.reading_scales`` (the later scales only when the first reading is unsure, with
+``input.reread_below``) and the most confident reading wins.
 """
 
 from __future__ import annotations
@@ -162,8 +163,9 @@ class Recognizer:
         many tokens per formula (None: the model's own limit); ``threads``: torch's CPU threads
         (None: ``default_threads()`` unless the caller already set a count); ``int8``: dynamic int8 Linear
         layers on the CPU (None: ``INT8_DEFAULT``); ``scales``: glyph scales each image is read at,
-        the most confident reading wins (None: the model's ``input.reading_scales``; ``(1.0,)``:
-        one reading)."""
+        the most confident reading wins (None: the model's ``input.reading_scales``, re-read
+        as its ``input.reread_below`` says; given scales are each read, always; ``(1.0,)``: one
+        reading)."""
         self.time_budget = time_budget
         self.max_tokens = max_tokens
         self._scales = None if scales is None else checked_scales(scales)
@@ -287,7 +289,7 @@ class Recognizer:
             else:
                 decoded = [[d] for d in self._decode_arrays([item[0] for item in readings], beam, budget, start)]
                 unsure = [i for i, d in enumerate(decoded)
-                          if len(readings[i]) > 1 and (d[0].stopped is not None or d[0].confidence < reread_below)]
+                          if len(readings[i]) > 1 and (d[0].stopped is not None or d[0].weakest < reread_below)]
                 if unsure:
                     again = self._decode_arrays([a for i in unsure for a in readings[i][1:]], beam, budget, start)
                     k = 0

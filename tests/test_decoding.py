@@ -16,6 +16,17 @@ def test_greedy_items_stop_at_eos_independently(varied_model):
     assert len({len(d.ids) for d in decoded}) >= 3
     for d in decoded:
         assert EOS not in d.ids and 0.0 < d.confidence <= 1.0
+        assert 0.0 < d.weakest <= d.confidence  # the least probable token is at most the mean
+
+
+def test_weakest_token_is_the_same_for_greedy_and_beam_of_one_and_travels_with_the_best(varied_model):
+    model, _, images, sizes = varied_model
+    greedy = greedy_decode(model, images, sizes, 40)
+    beam = beam_search(model, images, sizes, 1, 40)
+    for g, b in zip(greedy, beam):
+        assert g.weakest == pytest.approx(b.weakest, abs=1e-6)
+    surer = Decoded(greedy[0].ids, 2.0, weakest=0.123)
+    assert most_confident([greedy[0], surer]).weakest == 0.123
 
 
 def test_cached_greedy_equals_uncached(varied_model):
