@@ -103,6 +103,21 @@ _TAKES_GROUP = {
 # Infix commands whose scope is the group around them ({a \over b}).
 _INFIX = {"\\over", "\\choose", "\\atop", "\\above", "\\brace", "\\brack", "\\overwithdelims"}
 
+# \left( x \right) draws the plain ( x ) when what it encloses is no taller than a line of
+# letters and no script follows it: TeX and KaTeX then pick the delimiters' normal size (pdflatex
+# renders of such pairs are pixel-identical but for the thin space an opening \left takes after
+# a letter or operator name, which DROP ignores as it ignores \,).  Fonts keep their argument's
+# height; every other command with an argument (fractions, roots, accents, arrows) and these make
+# it taller.
+_PLAIN_DELIMITERS = {"(", ")", "[", "]", "\\{", "\\}", "|", "\\|", "/", "\\langle", "\\rangle", "\\lfloor",
+                     "\\rfloor", "\\lceil", "\\rceil"}
+_SAME_HEIGHT_COMMANDS = {"\\mathrm", "\\mathbf", "\\mathit", "\\mathsf", "\\mathtt", "\\mathbb", "\\mathcal",
+                         "\\mathscr", "\\mathfrak", "\\boldsymbol", "\\pmb", "\\operatorname", "\\text",
+                         "\\textbf", "\\textit", "\\textsf", "\\texttt"}
+_TALL = {"\\sum", "\\prod", "\\coprod", "\\int", "\\iint", "\\iiint", "\\oint", "\\bigcup", "\\bigcap",
+         "\\bigoplus", "\\bigotimes", "\\bigodot", "\\biguplus", "\\bigsqcup", "\\bigvee", "\\bigwedge",
+         "\\left", "\\right", "\\middle", "\\big", "\\Big", "\\bigg", "\\Bigg", "\\\\", "&", "\\not"}
+
 _COLUMN_SPEC_ENVS = ("\\begin{array}", "\\begin{tabular}", "\\begin{subarray}")
 _CELL_ENDS = ("&", "\\\\")
 _STARRED_WORD = re.compile(r"\\[a-zA-Z]+\*")
@@ -369,13 +384,56 @@ def _reorder_scripts(nodes: list[Node]) -> list[Node]:
     return out
 
 
+def _one_line_high(nodes: list[Node], in_script: bool = False) -> bool:
+    """Whether normalized ``nodes`` stand no taller than a line of letters with single scripts:
+    no fraction, root, accent, big operator, array or nested sized delimiter, no base with both
+    a subscript and a superscript, no script inside a script."""
+    for k, node in enumerate(nodes):
+        if isinstance(node, Group):
+            if not _one_line_high(node.children, in_script):
+                return False
+            continue
+        if node in _TALL or node.startswith("\\begin") or (node in ARG_COUNT and node not in _SAME_HEIGHT_COMMANDS):
+            return False
+        if node in ("^", "_"):
+            if in_script or (k + 2 < len(nodes) and nodes[k + 2] in ("^", "_")):
+                return False
+            argument = nodes[k + 1] if k + 1 < len(nodes) else None
+            if isinstance(argument, Group) and not _one_line_high(argument.children, True):
+                return False
+    return True
+
+
+def _plain_delimiters(nodes: list[Node]) -> list[Node]:
+    """\\left( x \\right) as ( x ) where the two draw the same (see _PLAIN_DELIMITERS); pass
+    after pass, so \\left( \\left( a \\right) b \\right) loses the inner pair, then the outer."""
+    out = list(nodes)
+    changed = True
+    while changed:
+        changed = False
+        k = 0
+        while k < len(out):
+            if out[k] == "\\left" and k + 1 < len(out) and out[k + 1] in _PLAIN_DELIMITERS:
+                depth, j = 0, k + 2
+                while j < len(out) and not (out[j] == "\\right" and depth == 0):
+                    depth += (out[j] == "\\left") - (out[j] == "\\right")
+                    j += 1
+                scripted = j + 2 < len(out) and out[j + 2] in ("^", "_", "'")  # placed by the pair's height
+                if (j + 1 < len(out) and out[j + 1] in _PLAIN_DELIMITERS and not scripted
+                        and _one_line_high(out[k + 2:j])):
+                    out[k:j + 2] = [out[k + 1], *out[k + 2:j], out[j + 1]]
+                    changed = True
+            k += 1
+    return out
+
+
 def _normalize(nodes: list[Node]) -> list[Node]:
     out: list[Node] = []
     i = 0
     while i < len(nodes):
         produced, i = _normalize_one(nodes, i)
         out.extend(produced)
-    return _reorder_scripts(_drop_final_row_breaks(out))
+    return _plain_delimiters(_reorder_scripts(_drop_final_row_breaks(out)))
 
 
 def normalize_tokens(tokens: list[str]) -> list[str]:

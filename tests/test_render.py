@@ -90,6 +90,23 @@ def test_styles_and_resolutions_vary_per_formula(tmp_path):
     assert [r.dpi for r in results] == [100, 100, 200]
 
 
+@needs_tex
+@pytest.mark.tex
+def test_spellings_the_normal_form_merges_draw_alike(tmp_path):
+    """The tokenizer treats these as one formula because they look the same: pdflatex agrees,
+    pixel for pixel (a bare group, plain-height \\left...\\right pairs; where a pair would
+    take a thin space from its neighbour, as after f, the normal form ignores it like \\,)."""
+    from model.tokenizer import canonical
+
+    typed = [r"f(x)=\left(4-x^{2}\right)+1", r"I=\left\{i\mid x\in Z_{i}\right\}", r"\left|{1-s_{k}}\right|",
+             r"\left\lfloor x/2\right\rfloor", r"a=\left[\left(b+c\right)\right]"]
+    normal = [canonical(t) for t in typed]
+    assert all("\\left" not in n for n in normal)
+    images = render_tex.render_tex(typed + normal, font="cm", style="inline", dpi=200, workdir=tmp_path)
+    for a, b in zip(images[:len(typed)], images[len(typed):]):
+        assert np.array_equal(np.asarray(a.image), np.asarray(b.image)), (a.latex, b.latex)
+
+
 def test_missing_pdflatex_names_the_install_command(monkeypatch):
     monkeypatch.setattr(render_tex.shutil, "which", lambda name: None)
     with pytest.raises(TexNotFoundError, match="apt-get install texlive-latex-base"):

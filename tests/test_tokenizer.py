@@ -31,7 +31,12 @@ SAME = [
     (r"\begin{bmatrix}1\\2\\\end{bmatrix}", r"\begin{bmatrix}1\\2\end{bmatrix}"),  # no empty row
     (r"|{1-s_{k}}|", r"|1-s_{k}|"),  # a bare group that draws the same without its braces
     (r"\int_{M}{\sqrt{-g}V^{-1}}d x", r"\int_{M}\sqrt{-g}V^{-1}dx"),
-    (r"\left[{a+b}\right]", r"\left[a+b\right]"),
+    (r"\left[{a+b}\right]", r"[a+b]"),
+    # \left...\right around a line of letters draws the plain delimiters
+    (r"f(x)=\left(4-x^{2}\right)", r"f(x)=(4-x^{2})"),
+    (r"\left\{ i \mid x \in Z_{i} \right\}", r"\{i\mid x\in Z_{i}\}"),
+    (r"\left(\left(a+b\right)c\right)", r"((a+b)c)"),
+    (r"\left\langle\mathbf{v},w\right]", r"\langle\mathbf{v},w]"),
 ]
 
 
@@ -47,6 +52,21 @@ SAME = [
 ])
 def test_braces_that_change_the_drawing_stay(latex):
     assert "{" in normalize(latex) and normalize(latex) != normalize(latex.replace("{", "").replace("}", ""))
+
+
+@pytest.mark.parametrize("latex", [
+    r"\left(\frac{1}{2}\right)",     # taller content: larger delimiters
+    r"\left(x_{a}^{b}\right)",
+    r"\left(\hat{A}\right)",
+    r"\left(\sum_{i}x\right)",
+    r"\left(x^{y^{z}}\right)",
+    r"\left\|v\right\|^{2}",          # a script on the pair sits by the pair's height
+    r"\left.x\right|",                # no plain spelling of an invisible delimiter
+    r"\left(a\middle|b\right)",
+])
+def test_sized_delimiters_that_show_stay(latex):
+    assert "\\left" in normalize(latex)
+
 
 
 def test_only_plain_words_leave_text_and_only_final_row_breaks_go():
