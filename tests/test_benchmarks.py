@@ -197,3 +197,18 @@ def test_run_all_can_keep_the_parts_it_does_not_run(tmp_path):
     assert results["latency"] == {"new": True}  # what ran now wins
     assert results["speedups"] == {"rows": [1]} and results["train_speed"] == {"rate": 7.0}
     assert "2026-12-01 11:29" in results["notes"][0] and "speedups, train" in results["notes"][0]
+
+
+def test_reading_policy_replays_the_apps_rule():
+    """A sure first reading is kept (one reading); an unsure or cut one takes the most confident
+    of all scales (every scale read)."""
+    from benchmarks.reading_policy import replay
+    from model.decoding import Decoded
+
+    sure = [Decoded([1], 0.9, weakest=0.85), Decoded([2], 0.95, weakest=0.9)]
+    unsure = [Decoded([3], 0.7, weakest=0.4), Decoded([4], 0.8, weakest=0.6)]
+    cut = [Decoded([5], 0.5, stopped="time", weakest=0.9), Decoded([6], 0.6, weakest=0.5)]
+    chosen, per_snip = replay([sure, unsure, cut], 0.8)
+    assert [d.ids for d in chosen] == [[1], [4], [6]] and per_snip == pytest.approx(5 / 3)
+    chosen, per_snip = replay([sure, unsure, cut], None)
+    assert [d.ids for d in chosen] == [[2], [4], [6]] and per_snip == 2.0
