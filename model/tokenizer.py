@@ -65,7 +65,8 @@ DROP_WITH_ARG = {"\\hspace", "\\hspace*", "\\vspace", "\\label", "\\tag", "\\col
 FONT_SWITCHES = {"\\rm": "\\mathrm", "\\bf": "\\mathbf", "\\cal": "\\mathcal", "\\it": "\\mathit",
                  "\\sf": "\\mathsf", "\\tt": "\\mathtt", "\\mit": "\\mathit", "\\Bbb": "\\mathbb"}
 
-# \operatorname{sin} renders as \sin.
+# \operatorname{sin} and \mathrm{sin} render as \sin (but for the operator's thin spaces, which
+# the normal form ignores as it ignores \,); any other \operatorname{word} as \mathrm{word}.
 NAMED_OPERATORS = {
     "arccos", "arcsin", "arctan", "arg", "cos", "cosh", "cot", "coth", "csc", "deg", "det", "dim",
     "exp", "gcd", "hom", "inf", "ker", "lg", "lim", "liminf", "limsup", "ln", "log", "max", "min",
@@ -348,12 +349,19 @@ def _normalize_one(nodes: list[Node], i: int) -> tuple[list[Node], int]:
                 arg, j = _take_argument(nodes, j)
             out.append(arg)
         if tok in TEXT_TO_MATH and _is_word(out[1]):
-            return [TEXT_TO_MATH[tok], out[1]], j  # \text{kg} and \mathrm{kg} look the same: one spelling
+            out = [TEXT_TO_MATH[tok], out[1]]  # \text{kg} and \mathrm{kg} look the same: one spelling
         if tok in ("\\operatorname", "\\operatorname*") and isinstance(out[1], Group):
             name = "".join(c for c in out[1].children if isinstance(c, str))
             named = name in (NAMED_OPERATORS if tok == "\\operatorname" else LIMITS_OPERATORS)
             if named and all(isinstance(c, str) and len(c) == 1 for c in out[1].children):
                 return [f"\\{name}"], j
+            if tok == "\\operatorname" and _is_word(out[1]):
+                out = ["\\mathrm", out[1]]  # the same upright letters; its thin spaces go, like \,
+        if out[0] == "\\mathrm" and _is_word(out[1]):
+            name = "".join(out[1].children)
+            scripted = j < len(nodes) and nodes[j] in ("^", "_")  # \lim_{n} puts n below, \mathrm{lim}_{n} beside
+            if name in NAMED_OPERATORS and not (name in LIMITS_OPERATORS and scripted):
+                return [f"\\{name}"], j  # \mathrm{sin} draws \sin's letters
         return out, j
     return [tok], i + 1
 

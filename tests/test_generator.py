@@ -38,7 +38,7 @@ REQUIRED = (
     "\\forall \\exists \\neg \\infty \\partial \\nabla \\hbar \\ell \\emptyset "
     # accents and fonts
     "\\hat \\bar \\vec \\tilde \\dot \\ddot \\check \\breve \\widehat \\widetilde "
-    "\\mathbb \\mathcal \\mathrm \\mathbf \\mathfrak \\boldsymbol \\operatorname \\mathscr "
+    "\\mathbb \\mathcal \\mathrm \\mathbf \\mathfrak \\boldsymbol \\mathscr "  # \\operatorname{rank} is \\mathrm{rank}
     # fractions, roots, scripts, primes
     "\\frac \\sqrt ^ _ ' \\binom "
     # big operators and limits

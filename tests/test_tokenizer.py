@@ -32,6 +32,9 @@ SAME = [
     (r"|{1-s_{k}}|", r"|1-s_{k}|"),  # a bare group that draws the same without its braces
     (r"\int_{M}{\sqrt{-g}V^{-1}}d x", r"\int_{M}\sqrt{-g}V^{-1}dx"),
     (r"\left[{a+b}\right]", r"[a+b]"),
+    (r"\operatorname{Fil}^{f}", r"\mathrm{Fil}^{f}"),  # operator names are their upright letters
+    (r"\mathrm{sin}x+\text{log}y", r"\sin x+\log y"),
+    (r"\mathrm{min}(a,b)", r"\min(a,b)"),
     # \left...\right around a line of letters draws the plain delimiters
     (r"f(x)=\left(4-x^{2}\right)", r"f(x)=(4-x^{2})"),
     (r"\left\{ i \mid x \in Z_{i} \right\}", r"\{i\mid x\in Z_{i}\}"),
@@ -168,3 +171,9 @@ def test_old_spellings():
     assert normalize(r"x\sb{i}\sp{2}") == normalize(r"x_i^2")
     assert normalize(r"\fbox{\sqrt{2}}") == ["\\fbox", "{", "\\sqrt", "{", "2", "}", "}"]
     assert normalize(r"A^\dag") == normalize(r"A^{\dagger}")
+
+
+def test_a_limit_operator_with_a_script_keeps_its_spelling():
+    # in display style \min_{i} puts i below, \mathrm{min}_{i} beside: they differ
+    assert normalize(r"\mathrm{min}_{i}x") != normalize(r"\min_{i}x")
+    assert normalize(r"\mathrm{sin}^{2}x") == normalize(r"\sin^{2}x")  # sin takes no limits

@@ -128,7 +128,7 @@ SPACES = ("\\quad", "\\qquad")
 _STRUCTURE = ("{", "}", "^", "_", "'", "&", "\\\\", "(", ")", "[", "]", ",", ".", ";", ":", "!",
               "|", "*", "?", "+", "-", "=", "<", ">", "/", "\\frac", "\\sqrt", "\\binom",
               "\\left", "\\right", "\\overbrace", "\\underbrace", "\\overset", "\\underset",
-              "\\stackrel", "\\text", "\\operatorname", "\\prime", "\\colon", "\\vdots",
+              "\\stackrel", "\\text", "\\prime", "\\colon", "\\vdots",
               "\\ddots", "\\hline", "\\xrightarrow", "\\xleftarrow", "\\substack",
               "\\cfrac", "\\boxed", "\\pmod", "\\%", "\\{", "\\}", "\\mathbb", "\\mathrm",
               "\\begin{cases}", "\\end{cases}", "\\begin{aligned}", "\\end{aligned}",
