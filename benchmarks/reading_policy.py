@@ -25,7 +25,7 @@ if str(REPO) not in sys.path:
 from model.batching import pad_batch  # noqa: E402
 from model.checkpoint import load_model  # noqa: E402
 from model.config import scales_argument  # noqa: E402
-from model.decoding import Decoded, greedy_decode, most_confident  # noqa: E402
+from model.decoding import Decoded, greedy_decode, most_confident, unsure  # noqa: E402
 from model.evaluate import shard_samples  # noqa: E402
 from model.images import load_image  # noqa: E402
 from model.metrics import score_tokens, tokens_of  # noqa: E402
@@ -62,9 +62,8 @@ def replay(readings: list[list[Decoded]], threshold: float | None) -> tuple[list
     number of readings it took."""
     chosen, count = [], 0
     for item in readings:
-        first = item[0]
-        if threshold is not None and first.stopped is None and first.weakest >= threshold:
-            chosen.append(first)
+        if threshold is not None and not unsure(item[0], threshold):
+            chosen.append(item[0])
             count += 1
         else:
             chosen.append(most_confident(item))

@@ -375,6 +375,12 @@ def _best_of(hypotheses: list[_Hypothesis], beam: int) -> Decoded:
                    _min_prob(best.logps))
 
 
+def unsure(reading: Decoded, reread_below: float) -> bool:
+    """Whether a first reading should be read again at the other scales: a bound cut it short,
+    or one of its tokens is less probable than ``reread_below`` (``input.reread_below``)."""
+    return reading.stopped is not None or reading.weakest < reread_below
+
+
 def most_confident(readings: list[Decoded]) -> Decoded:
     """One image read several ways (at several scales): the most confident reading, with the
     distinct others (and every reading's alternatives) as alternatives, most confident first.

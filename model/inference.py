@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw
 from .batching import pad_batch
 from .checkpoint import LoadedModel, load_model
 from .config import checked_scales
-from .decoding import DEFAULT_GUARD, Decoded, RepetitionGuard, beam_search, greedy_decode, most_confident
+from .decoding import DEFAULT_GUARD, Decoded, RepetitionGuard, beam_search, greedy_decode, most_confident, unsure
 from .errors import Im2LatexError
 from .images import load_image
 from .memory import release_unused_memory
@@ -288,12 +288,11 @@ class Recognizer:
                     k += len(item)
             else:
                 decoded = [[d] for d in self._decode_arrays([item[0] for item in readings], beam, budget, start)]
-                unsure = [i for i, d in enumerate(decoded)
-                          if len(readings[i]) > 1 and (d[0].stopped is not None or d[0].weakest < reread_below)]
-                if unsure:
-                    again = self._decode_arrays([a for i in unsure for a in readings[i][1:]], beam, budget, start)
+                again_at = [i for i, d in enumerate(decoded) if len(readings[i]) > 1 and unsure(d[0], reread_below)]
+                if again_at:
+                    again = self._decode_arrays([a for i in again_at for a in readings[i][1:]], beam, budget, start)
                     k = 0
-                    for i in unsure:
+                    for i in again_at:
                         decoded[i] += again[k:k + len(readings[i]) - 1]
                         k += len(readings[i]) - 1
             device, warning = self.device, self._warning

@@ -265,7 +265,7 @@ def _braces_show_nothing(nodes: list[Node], i: int, inner: list[Node]) -> bool:
     if after in ("^", "_", "'", "\\limits", "\\nolimits"):
         return False
     if isinstance(before, str) and (before in _TAKES_GROUP or before in ARG_COUNT or before.startswith("\\begin")
-                                    or before in _COLUMN_SPEC_ENVS or before in DROP_WITH_ARG):
+                                    or before in DROP_WITH_ARG):
         return False
     if any(isinstance(n, str) and (n in _INFIX or n in _CELL_ENDS) for n in inner):
         return False
