@@ -11,7 +11,9 @@ reference the cached path is tested against.
 
 Decoding is bounded three ways, so that no snip can cost much more than a normal one:
 
-* ``max_len``: the token limit above (reason ``"length"`` when reached without EOS);
+* ``max_len``: the token limit above (reason ``"length"`` when reached without EOS; with
+  ``syntax``, a reading near the limit is made to close what it opened and end, and is marked
+  ``"length"`` when the limit, not the model, chose a token);
 * ``time_budget``: seconds for the whole call, encoder included, checked after every decoder
   step, so a call ends at most one step past it (reason ``"time"``);
 * ``guard``: a :class:`RepetitionGuard` that stops a row whose last tokens are one n-gram
@@ -201,12 +203,17 @@ def greedy_decode(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tenso
         stopped: list[str | None] = [None] * batch
         ended = [False] * batch
         states = [SyntaxState()] * batch
+        pressed = [False] * batch  # the length limit, not the model, chose a token (syntax's budget)
         active = list(range(batch))  # the item of each row still decoding
         tokens = torch.full((batch,), BOS, dtype=torch.long, device=device)
-        for step in range(_steps(model, max_len)):
+        steps = _steps(model, max_len)
+        for step in range(steps):
             logp = _log_probs(stepper.step(tokens), step, min_len)
             if syntax is not None:
-                syntax.mask(logp, [states[item] for item in active])
+                row_states = [states[item] for item in active]
+                syntax.mask(logp, row_states)
+                for item, limited in zip(active, syntax.budget(logp, row_states, steps - step)):
+                    pressed[item] |= limited
             best_logp, best = logp.max(dim=-1)
             keep = []
             for row, (item, token, lp) in enumerate(zip(active, best.tolist(), best_logp.tolist())):
@@ -235,7 +242,7 @@ def greedy_decode(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tenso
                 active = [active[row] for row in keep]
             tokens = best
         for i in range(batch):
-            if not ended[i] and stopped[i] is None:
+            if (pressed[i] or not ended[i]) and stopped[i] is None:
                 stopped[i] = "length"
         return [Decoded(ids[i], _capped(_mean_prob(logps[i]), stopped[i]), stopped=stopped[i],
                         weakest=_min_prob(logps[i])) for i in range(batch)]
@@ -247,15 +254,17 @@ class _Hypothesis:
     logps: list[float]
     stopped: str | None = None  # set when a bound, not EOS, ended it
     state: SyntaxState = SyntaxState()
+    pressed: bool = False  # the length limit, not the model, chose one of its tokens
 
-    def extended(self, token: int, logp: float, syntax: SyntaxRules | None) -> "_Hypothesis":
+    def extended(self, token: int, logp: float, syntax: SyntaxRules | None, pressed: bool = False) -> "_Hypothesis":
+        pressed = self.pressed or pressed
         if token == EOS:
-            return _Hypothesis(self.ids, self.logps + [logp], state=self.state)
+            return _Hypothesis(self.ids, self.logps + [logp], "length" if pressed else None, self.state, pressed)
         state = syntax.advance(self.state, token) if syntax is not None else self.state
-        return _Hypothesis(self.ids + [token], self.logps + [logp], state=state)
+        return _Hypothesis(self.ids + [token], self.logps + [logp], state=state, pressed=pressed)
 
     def ended_by(self, reason: str, ids: list[int] | None = None) -> "_Hypothesis":
-        return _Hypothesis(self.ids if ids is None else ids, self.logps, reason, self.state)
+        return _Hypothesis(self.ids if ids is None else ids, self.logps, reason, self.state, self.pressed)
 
     @property
     def score(self) -> float:
@@ -292,8 +301,11 @@ def beam_search(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tensor,
         steps = _steps(model, max_len)
         for step in range(steps):
             logp = _log_probs(stepper.step(tokens), step, min_len)
+            pressed = [False] * logp.shape[0]
             if syntax is not None:
-                syntax.mask(logp, [h.state for row in hyps for h in row])
+                row_states = [h.state for row in hyps for h in row]
+                syntax.mask(logp, row_states)
+                pressed = syntax.budget(logp, row_states, steps - step)
             vocab = logp.shape[-1]
             logp = logp.view(len(active), k, vocab)
             total = (scores[:, :, None] + logp).view(len(active), k * vocab)
@@ -310,7 +322,7 @@ def beam_search(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tensor,
                                                              top_total[i].tolist(), top_logp[i].tolist())):
                     if s == float("-inf"):
                         break
-                    hyp = hyps[i][b].extended(token, lp, syntax)
+                    hyp = hyps[i][b].extended(token, lp, syntax, pressed[i * k + b])
                     if token == EOS:
                         if rank < k:
                             finished[item].append(hyp)

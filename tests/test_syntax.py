@@ -63,6 +63,8 @@ def test_rules_allow_every_canonical_formula(latex):
     ("x", "^"),                                # script without argument
     ("\\begin{matrix}", "x", "\\end{pmatrix}"),  # wrong environment closed
     ("\\begin{matrix}", "x"),                  # environment left open
+    ("\\left", "(", "x", "\\right"),           # \right without its delimiter
+    ("\\left", "}", "x", "\\right", ")"),      # a closer as \left's delimiter
 ])
 def test_rules_reject_broken_nesting(tokens):
     assert not well_formed(RULES, ids(*tokens))
@@ -79,6 +81,42 @@ def test_what_may_come_next():
     state = follow(RULES, ids("x", "+", "y"))
     assert RULES.complete(state) and EOS not in RULES.banned(state)
     assert RULES.allowed(SyntaxState()) is None
+
+
+def test_cost_counts_the_fewest_tokens_that_end_the_reading():
+    cases = {
+        (): [],
+        ("x", "+"): [],
+        ("\\frac", "{", "x"): ["}", "{", "}"],
+        ("\\left", "(", "x", "^"): ["{", "}", "\\right", ")"],
+        ("\\left",): ["(", "\\right", ")"],
+        ("\\sqrt", "[", "2"): ["]", "{", "}"],
+        ("\\begin{matrix}", "{", "x"): ["}", "\\end{matrix}"],
+    }
+    for prefix, ending in cases.items():
+        state = follow(RULES, ids(*prefix))
+        assert RULES.cost(state) == len(ending), prefix
+        assert well_formed(RULES, ids(*prefix, *ending))
+
+
+def test_budget_leaves_only_what_still_fits_before_the_limit():
+    state = follow(RULES, ids("x", "^", "{", "2"))   # cost 1: "}"
+    logp = torch.zeros(1, len(VOCAB))
+    assert RULES.budget(logp.clone(), [state], remaining=20) == [False]  # far from the limit: nothing banned
+    tight = torch.zeros(1, len(VOCAB))
+    tight[0, VOCAB.index["\\frac"]] = 5.0  # the model wants to open more
+    pressed = RULES.budget(tight, [state], remaining=2)  # room for one plain token, then "}"
+    assert pressed == [True]
+    allowed = {t for t in range(len(VOCAB)) if tight[0, t] > float("-inf")}
+    assert VOCAB.index["x"] in allowed and VOCAB.index["}"] in allowed
+    assert not allowed & set(ids("{", "\\frac", "\\left", "^", "\\begin{matrix}"))
+    closing = torch.zeros(1, len(VOCAB))
+    RULES.budget(closing, [state], remaining=1)  # exactly the cost: only closers (and EOS) survive
+    assert {t for t in range(len(VOCAB)) if closing[0, t] > float("-inf")} <= {VOCAB.index["}"], EOS, *RULES.closers}
+    optional = follow(RULES, ids("\\sqrt", "[", "2"))  # "]" closes it, though it is plain elsewhere
+    closing = torch.zeros(1, len(VOCAB))
+    RULES.budget(closing, [optional], remaining=RULES.cost(optional))
+    assert closing[0, VOCAB.index["]"]] == 0.0
 
 
 def test_a_plain_bracket_is_free_but_closes_an_optional_argument():
@@ -198,3 +236,40 @@ def test_random_model_with_rules_always_ends_well_formed(varied_model):
             assert well_formed(rules, r.ids)
         if f.stopped is None and well_formed(rules, f.ids):
             assert f.ids == r.ids
+
+
+LOOPS = {
+    "opens scripts forever": {"<bos>": ["x"], "x": ["^"], "^": ["{"], "{": ["x"]},
+    "nests \\left forever": {"<bos>": ["\\left"], "\\left": ["("], "(": ["\\frac"], "\\frac": ["{"],
+                              "{": ["\\left"], "\\right": [")"]},
+    "nests roots with an index": {"<bos>": ["\\sqrt"], "\\sqrt": ["["], "[": ["\\sqrt"], "]": ["{"]},
+}
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+@pytest.mark.parametrize("name", LOOPS)
+def test_a_reading_that_reaches_the_limit_closes_what_it_opened(name, beam):
+    """A model that never closes anything: without the budget the reading is cut mid-group and
+    does not compile; with it the reading closes every group before the limit, ends, and is
+    marked cut short by the length limit."""
+    model = PreferenceModel(LOOPS[name])
+    images, sizes = pad_batch([np.ones((16, 16), np.float32)])
+    decode = (lambda **kw: greedy_decode(model, images, sizes, 40, guard=None, **kw)[0]) if beam == 1 else \
+        (lambda **kw: beam_search(model, images, sizes, beam, 40, guard=None, **kw)[0])
+    assert not well_formed(RULES, decode().ids)
+    result = decode(syntax=RULES)
+    assert well_formed(RULES, result.ids) and len(result.ids) <= 39  # 39 steps
+    assert result.stopped == "length" and result.confidence <= STOPPED_CONFIDENCE
+    assert len(result.ids) > 30  # it kept reading until the limit forced it to close
+
+
+def test_near_the_limit_every_reading_of_a_random_model_is_well_formed(varied_model):
+    """An untrained network under a tight limit: every reading ends well formed, cut or not."""
+    vocab = Vocab(SPECIALS + TOKENS + [f"t{i}" for i in range(varied_model.model.config.vocab_size - len(VOCAB))])
+    rules = SyntaxRules(vocab)
+    for max_len in (6, 12, 24):
+        for result in greedy_decode(varied_model.model, varied_model.images, varied_model.sizes, max_len,
+                                    guard=None, syntax=rules) + \
+                beam_search(varied_model.model, varied_model.images, varied_model.sizes, 2, max_len,
+                            guard=None, syntax=rules):
+            assert well_formed(rules, result.ids) and len(result.ids) <= max_len - 1
