@@ -9,7 +9,7 @@ DATA ?= data
 RUN ?= runs/latest
 MODEL ?= resources/model
 
-.PHONY: run test install tex system-deps data data-web data-slice train train-bg train-stop gpu-pack eval bench clean
+.PHONY: run test install tex system-deps data data-web data-slice train train-bg train-stop promote gpu-pack eval bench clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -72,6 +72,11 @@ train-bg: install
 
 train-stop:
 	-pkill -TERM -f "im2latex train" && echo "asked training to save and stop"
+
+# A session's end: bundle the run's last or best checkpoint if it reads the first 300 validation
+# samples better than the bundled model (scores in $(RUN)/promote.json); then update the model card.
+promote: install
+	$(BIN)/im2latex promote $(RUN) --bundle $(MODEL) --split $(DATA)/shards/val --out $(RUN)/promote.json
 
 # A lent GPU machine (no TeX, 64 MiB a call): pack rendered samples and formulas to draw there
 # into artifacts/gpu/, then carry it in one time-boxed call (see model/gpu_session.py, README).

@@ -8,23 +8,28 @@ from dataclasses import replace
 from pathlib import Path
 
 from .checkpoint import load_model, save_bundle
-from .config import scales_argument
+from .config import InputSpec, scales_argument
 
 # What the bundle's meta.json keeps from the training meta (the rest is resumable state).
 KEEP = ("total_steps", "samples_seen", "train_hours", "device", "bf16")
 
 
 def export_bundle(checkpoint: str | Path, out_dir: str | Path, extra: dict | None = None,
-                  reading_scales: tuple[float, ...] | None = None, reread_below: float | None = None) -> Path:
+                  reading_scales: tuple[float, ...] | None = None, reread_below: float | None = None,
+                  read_like: InputSpec | None = None) -> Path:
     """``reading_scales``: the glyph scales the app reads each snip at with this model (None:
     the checkpoint's own); pick them by evaluating with ``im2latex evaluate --scales``.
     ``reread_below``: read at the other scales only when a token of the first reading is less
-    probable than this (None: the checkpoint's own setting)."""
+    probable than this (None: the checkpoint's own setting).  ``read_like``: take both from this
+    spec instead (a bundle's, ``None`` threshold included), so a successor reads as it did."""
     loaded = load_model(checkpoint, device="cpu")
     meta = {k: loaded.meta[k] for k in KEEP if k in loaded.meta}
     meta.update({k: v for k, v in loaded.meta.items() if k.startswith("best_val_")})
     meta.update(extra or {})
     config = loaded.config
+    if read_like is not None:
+        config = replace(config, input=replace(config.input, reading_scales=read_like.reading_scales,
+                                               reread_below=read_like.reread_below))
     if reading_scales is not None:
         config = replace(config, input=replace(config.input, reading_scales=reading_scales))
     if reread_below is not None:
