@@ -89,11 +89,12 @@ SCREEN_THEMES: dict[str, tuple[ScreenTheme, ...]] = {
 }
 THEME_WEIGHTS = {"plain": 0.40, "light": 0.22, "dark": 0.22, "colour": 0.10, "random": 0.06}
 
-GLYPH_RANGE = (7.0, 45.0)   # median glyph height on screen, in pixels (log-uniform)
+GLYPH_RANGE = (5.5, 45.0)   # median glyph height on screen, in pixels (log-uniform); 72-dpi PDF pages go to 6
 MAX_MARGIN = 40
 MAX_OUTPUT = (2400, 800)    # a snip larger than this is shrunk (keeps augmentation fast) ...
 MAX_OUTPUT_PIXELS = 900_000  # ... and so is one with more pixels than this
 MIN_CONTRAST = 70.0         # luma difference between text and background, out of 255
+FADE_MIN_GLYPH = 8.0        # washed-out text only with glyphs at least this tall (pixels)
 
 
 def _luma(color) -> float:
@@ -122,7 +123,9 @@ def median_glyph_height(gray: np.ndarray) -> float:
 # ---------------------------------------------------------------- colours
 
 
-def _pick_colors(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _pick_colors(rng: np.random.Generator, fade: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Background and text colours of a screen theme; ``fade=False``: never washed out (tiny
+    glyphs greyed out are unreadable to people too)."""
     kinds = list(THEME_WEIGHTS)
     kind = kinds[rng.choice(len(kinds), p=np.array(list(THEME_WEIGHTS.values())))]
     if kind == "plain":
@@ -146,7 +149,7 @@ def _pick_colors(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         # low contrast (greyed-out text, washed-out projector), never below MIN_CONTRAST
         t = rng.uniform(0.1, 0.5)
         faded = fg + t * (bg - fg)
-        if abs(_luma(faded) - _luma(bg)) >= MIN_CONTRAST:
+        if fade and abs(_luma(faded) - _luma(bg)) >= MIN_CONTRAST:
             fg = faded
     return bg.astype(np.float32), fg.astype(np.float32)
 
@@ -217,15 +220,16 @@ def augment(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     image = _stroke(image, glyph, rng)
     snip = _screen_gray(image, sx, sy, rng)
     if rng.random() < 0.3:
-        # blur: soft font smoothing, a scaled-up screenshot, a projector out of focus
-        snip = snip.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.25, 0.9))))
+        # blur: soft font smoothing, a scaled-up screenshot, a projector out of focus; less on
+        # tiny glyphs, whose strokes a wide blur fades into the background
+        snip = snip.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.25, min(0.9, target / 12)))))
     snip = _pad(snip, rng)
     if snip.mode == "L":
         snip = Image.merge("RGB", (snip, snip, snip))
 
     # colours and font-rendering gamma in one lookup table: coverage = (1 - v/255) ** gamma
     gamma = float(rng.uniform(0.7, 1.4)) if rng.random() < 0.5 else 1.0
-    bg, fg = _pick_colors(rng)
+    bg, fg = _pick_colors(rng, fade=target >= FADE_MIN_GLYPH)
     coverage = (1.0 - np.arange(256, dtype=np.float64) / 255.0) ** gamma
     lut = bg[:, None] + coverage[None, :] * (fg - bg)[:, None]
     snip = snip.point(np.clip(lut + 0.5, 0, 255).astype(np.uint8).ravel().tolist())
