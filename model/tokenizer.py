@@ -45,7 +45,7 @@ SYNONYMS = {
     "\\textnormal": "\\text", "\\lbrack": "[", "\\rbrack": "]", "\\owns": "\\ni",
     "\\implies": "\\Longrightarrow", "\\impliedby": "\\Longleftarrow", "\\lt": "<", "\\gt": ">",
     "\\sb": "_", "\\sp": "^", "\\cr": "\\\\", "\\textup": "\\text", "\\dag": "\\dagger",
-    "\\empty": "\\emptyset", "\\thinspace": "\\,", "\\medspace": "\\:", "\\thickspace": "\\;", "\\negthinspace": "\\!",
+    "\\ast": "*", "\\empty": "\\emptyset", "\\thinspace": "\\,", "\\medspace": "\\:", "\\thickspace": "\\;", "\\negthinspace": "\\!",
 }
 
 # A word (letters only) in these text fonts looks the same in the math font: one spelling.
