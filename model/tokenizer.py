@@ -318,8 +318,8 @@ def _normalize_one(nodes: list[Node], i: int) -> tuple[list[Node], int]:
         return ([FONT_SWITCHES[tok], Group(rest)] if rest else []), end
     if tok in ("^", "_"):
         arg, j = _take_argument(nodes, i + 1)
-        if tok == "^" and arg.children == ["\\prime"]:
-            return ["'"], j
+        if tok == "^" and arg.children and all(c == "\\prime" for c in arg.children):
+            return ["'"] * len(arg.children), j  # f^{\prime\prime} is f'': TeX reads ' as ^{\prime}
         return [tok, arg], j
     if tok in ("\\left", "\\right", "\\big", "\\Big", "\\bigg", "\\Bigg"):
         if i + 1 < len(nodes) and isinstance(nodes[i + 1], str):

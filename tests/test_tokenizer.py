@@ -16,6 +16,8 @@ SAME = [
     (r"\displaystyle\sum\limits_{i=1}^n i", r"\sum_{i=1}^{n}i"),
     (r"\int f(x)\,dx", r"\int f(x)dx"),
     (r"f^\prime", r"f'"),
+    (r"f^{\prime \prime}(x)", r"f''(x)"),
+    (r"a \ast b", r"a*b"),
     (r"\operatorname{sin} x", r"\sin x"),
     (r"\operatorname* { l i m } _ { n }", r"\lim_{n}"),  # im2latex-100k: a starred limit operator is \lim
     (r"\bm{x}", r"\boldsymbol{x}"),
