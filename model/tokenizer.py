@@ -120,6 +120,7 @@ _TALL = {"\\sum", "\\prod", "\\coprod", "\\int", "\\iint", "\\iiint", "\\oint", 
          "\\left", "\\right", "\\middle", "\\big", "\\Big", "\\bigg", "\\Bigg", "\\\\", "&", "\\not"}
 
 _COLUMN_SPEC_ENVS = ("\\begin{array}", "\\begin{tabular}", "\\begin{subarray}")
+_ENVS_WITH_ARGUMENT = (*_COLUMN_SPEC_ENVS, "\\begin{alignedat}")  # the first group after them is not a cell
 _CELL_ENDS = ("&", "\\\\")
 _STARRED_WORD = re.compile(r"\\[a-zA-Z]+\*")
 _TOKEN_RE = re.compile(r"\\(?:[a-zA-Z]+\*?|.)|\s+|.", re.DOTALL)
@@ -255,19 +256,32 @@ def _is_spacing_sensitive(node: Node) -> bool:
     return isinstance(node, str) and (node in _SPACING_SENSITIVE or node in _BINARY_OR_RELATION)
 
 
+def _alone_in_cell(nodes: list[Node], i: int) -> bool:
+    """Whether nodes[i] is all there is of its list or of its array cell."""
+    first = i == 0 or (isinstance(nodes[i - 1], str) and (
+        nodes[i - 1] in _CELL_ENDS or (nodes[i - 1].startswith("\\begin{") and nodes[i - 1] not in _ENVS_WITH_ARGUMENT))
+    ) or (i >= 2 and isinstance(nodes[i - 1], Group) and nodes[i - 2] in _ENVS_WITH_ARGUMENT)
+    last = i + 1 == len(nodes) or (isinstance(nodes[i + 1], str) and (
+        nodes[i + 1] in _CELL_ENDS or nodes[i + 1].startswith("\\end{")))
+    return first and last
+
+
 def _braces_show_nothing(nodes: list[Node], i: int, inner: list[Node]) -> bool:
     """Whether the bare group nodes[i] (already normalized to ``inner``) draws the same without
-    its braces: |{1-s}| is |1-s|.  Not when a script, prime or preceding command applies to the
-    group as a whole, when an infix command or a cell break needs its scope, or when an operator
-    at its edge would change the spacing around it."""
+    its braces: |{1-s}| is |1-s|, a matrix cell {-1} is -1.  Not when a script, prime or
+    preceding command applies to the group as a whole, when an infix command or a cell break
+    needs its scope, or when an operator at its edge would change the spacing around it (a
+    group alone in its list or cell has no neighbours to space against)."""
+    if any(isinstance(n, str) and (n in _INFIX or n in _CELL_ENDS) for n in inner):
+        return False
+    if _alone_in_cell(nodes, i):
+        return True
     after = nodes[i + 1] if i + 1 < len(nodes) else None
     before = nodes[i - 1] if i > 0 else None
     if after in ("^", "_", "'", "\\limits", "\\nolimits"):
         return False
     if isinstance(before, str) and (before in _TAKES_GROUP or before in ARG_COUNT or before.startswith("\\begin")
                                     or before in DROP_WITH_ARG):
-        return False
-    if any(isinstance(n, str) and (n in _INFIX or n in _CELL_ENDS) for n in inner):
         return False
     return not (_is_spacing_sensitive(inner[0]) or _is_spacing_sensitive(inner[-1]))
 

@@ -99,9 +99,10 @@ def test_spellings_the_normal_form_merges_draw_alike(tmp_path):
     from model.tokenizer import canonical
 
     typed = [r"f(x)=\left(4-x^{2}\right)+1", r"I=\left\{i\mid x\in Z_{i}\right\}", r"\left|{1-s_{k}}\right|",
-             r"\left\lfloor x/2\right\rfloor", r"a=\left[\left(b+c\right)\right]", r"a\ast b^{\ast}", r"f^{\prime\prime}(x)"]
+             r"\left\lfloor x/2\right\rfloor", r"a=\left[\left(b+c\right)\right]", r"a\ast b^{\ast}", r"f^{\prime\prime}(x)",
+             r"\begin{pmatrix}1&0\\0&{-1}\end{pmatrix}", r"\frac{{a-}}{b}", r"{-1}", r"\begin{array}{c}{-\sin x}\\{y}\end{array}"]
     normal = [canonical(t) for t in typed]
-    assert all("\\left" not in n and "\\ast" not in n and "\\prime" not in n for n in normal)
+    assert all("\\left" not in n and "\\ast" not in n and "\\prime" not in n and "{-" not in n for n in normal)
     images = render_tex.render_tex(typed + normal, font="cm", style="inline", dpi=200, workdir=tmp_path)
     for a, b in zip(images[:len(typed)], images[len(typed):]):
         assert np.array_equal(np.asarray(a.image), np.asarray(b.image)), (a.latex, b.latex)

@@ -18,6 +18,9 @@ SAME = [
     (r"f^\prime", r"f'"),
     (r"f^{\prime \prime}(x)", r"f''(x)"),
     (r"a \ast b", r"a*b"),
+    (r"\begin{pmatrix} 1 & { - 1 } \\ { a } & b \end{pmatrix}", r"\begin{pmatrix}1&-1\\a&b\end{pmatrix}"),  # a cell's own braces
+    (r"\begin{array} { c } { - \sin \Psi } \end{array}", r"\begin{array}{c}-\sin\Psi\end{array}"),
+    (r"x^{{-1}}", r"x^{-1}"),
     (r"\operatorname{sin} x", r"\sin x"),
     (r"\operatorname* { l i m } _ { n }", r"\lim_{n}"),  # im2latex-100k: a starred limit operator is \lim
     (r"\bm{x}", r"\boldsymbol{x}"),
