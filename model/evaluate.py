@@ -157,7 +157,9 @@ def recognize_all(samples: list[Sample], model_path: str | None, device: str | N
     chunks = [order[k:k + batch] for k in range(0, len(order), batch)]
     for chunk in tqdm(chunks, desc="evaluate", mininterval=5):
         try:
-            results = recognizer.recognize_batch([load_image(images[i]) for i in chunk], beam=beam)
+            # each image keeps the time a snip gets alone: a batch under load must not cut readings
+            budget = None if recognizer.time_budget is None else recognizer.time_budget * len(chunk)
+            results = recognizer.recognize_batch([load_image(images[i]) for i in chunk], beam=beam, time_budget=budget)
         except Im2LatexError:
             for i in chunk:  # one bad image must not cost the others their answer
                 one(i)

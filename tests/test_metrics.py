@@ -98,3 +98,22 @@ def test_saved_predictions_score_the_same_when_read_back(tiny_model_dir, tmp_pat
     a, b = json.loads(first.read_text())["overall"], json.loads(second.read_text())["overall"]
     assert a["exact_match"] == b["exact_match"] == pytest.approx((len(rows) - 1) / len(rows))
     assert a["bleu4"] == pytest.approx(b["bleu4"])
+
+
+def test_a_batch_gets_the_time_each_of_its_snips_would_get_alone(tiny_model_dir, monkeypatch):
+    """The app bounds one snip's reading (Recognizer.time_budget); batched evaluation on a busy
+    machine must not cut readings a lone snip would have finished."""
+    from model.inference import DEFAULT_TIME_BUDGET, Recognizer
+
+    budgets = []
+    original = Recognizer.recognize_batch
+
+    def spy(self, images, beam=1, *, time_budget=None, prepared=False):
+        budgets.append((len(images), time_budget))
+        return original(self, images, beam, time_budget=time_budget, prepared=prepared)
+
+    monkeypatch.setattr(Recognizer, "recognize_batch", spy)
+    samples = [evaluate.Sample(str(p), f) for p, f in zip(tiny_model_dir.images, tiny_model_dir.formulas)]
+    predictions, _, _ = evaluate.recognize_all(samples, str(tiny_model_dir.bundle), "cpu", 1, None, batch=3)
+    assert predictions == tiny_model_dir.formulas
+    assert budgets and all(budget == pytest.approx(n * DEFAULT_TIME_BUDGET) for n, budget in budgets)
