@@ -32,7 +32,6 @@ CANDIDATE_FILES = ("last.pt", "best.pt")
 @dataclass
 class Scored:
     name: str      # "bundle" or the checkpoint's path
-    path: Path     # the bundle folder that was read
     scores: dict   # report()["overall"]: n, bleu4, edit_similarity, exact_match, seconds
 
     @property
@@ -57,7 +56,7 @@ def candidates(paths: list[Path]) -> list[Path]:
 
 def score(name: str, bundle: Path, samples: list[Sample], batch: int) -> Scored:
     predictions, seconds, _ = recognize_all(samples, str(bundle), "cpu", beam=1, threads=None, batch=batch)
-    return Scored(name, bundle, report(samples, predictions, seconds)["overall"])
+    return Scored(name, report(samples, predictions, seconds)["overall"])
 
 
 def promote(bundle: Path, checkpoints: list[Path], samples: list[Sample], batch: int = 8,
