@@ -212,3 +212,24 @@ def test_reading_policy_replays_the_apps_rule():
     assert [d.ids for d in chosen] == [[1], [4], [6]] and per_snip == pytest.approx(5 / 3)
     chosen, per_snip = replay([sure, unsure, cut], None)
     assert [d.ids for d in chosen] == [[2], [4], [6]] and per_snip == 2.0
+
+
+def test_reading_policy_subsets_and_their_cost():
+    """A subset replays only its own scales (the first read first); pixels count every scale
+    read, relative to one reading at scale 1; a subset scale that was never read is refused."""
+    from benchmarks.reading_policy import apply, policies
+    from model.decoding import Decoded
+
+    scales = (1.0, 1.5, 2.0)
+    readings = [[Decoded([1], 0.9, weakest=0.95), Decoded([2], 0.99, weakest=0.9), Decoded([3], 0.5, weakest=0.2)],
+                [Decoded([4], 0.6, weakest=0.3), Decoded([5], 0.7, weakest=0.6), Decoded([6], 0.95, weakest=0.9)]]
+    named = {p.name: p for p in policies(scales, [(1.0, 2.0)], thresholds=(0.8,))}
+    assert list(named) == ["one reading (scale 1)", "reread_below 0.8", "every scale of (1, 2)", "every scale (1, 1.5, 2)"]
+    chosen, per_snip, pixels = apply(named["every scale of (1, 2)"], readings, scales)
+    assert [d.ids for d in chosen] == [[1], [6]] and per_snip == 2.0 and pixels == pytest.approx(5.0)
+    chosen, per_snip, pixels = apply(named["reread_below 0.8"], readings, scales)
+    assert [d.ids for d in chosen] == [[1], [6]] and per_snip == 2.0 and pixels == pytest.approx((1 + 7.25) / 2)
+    chosen, per_snip, pixels = apply(named["one reading (scale 1)"], readings, scales)
+    assert [d.ids for d in chosen] == [[1], [4]] and pixels == 1.0
+    with pytest.raises(SystemExit, match="1.3"):
+        policies(scales, [(1.0, 1.3)])
