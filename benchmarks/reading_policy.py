@@ -47,11 +47,14 @@ THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
 @dataclass
 class Policy:
     """How a snip is read: at the read scales at ``positions`` (the first one first); with a
-    ``threshold`` (``reread_below``) the others only when that first reading is unsure."""
+    ``threshold`` (``reread_below``) the others only when that first reading is unsure; with
+    ``first`` > 1 the first ``first`` scales together and the others only when those readings
+    disagree or one was cut short (not an app setting: measured to see what it would buy)."""
 
     name: str
     positions: tuple[int, ...]
     threshold: float | None = None
+    first: int = 1
 
 
 def _listed(scales) -> str:
@@ -70,6 +73,8 @@ def policies(scales: tuple[float, ...], subsets: list[tuple[float, ...]] = (),
         if missing:
             raise SystemExit(f"subset scales {_listed(missing)} are not among the read scales {_listed(scales)}")
         out.append(Policy(f"every scale of ({_listed(subset)})", tuple(scales.index(s) for s in subset)))
+    if len(scales) > 2:
+        out.append(Policy(f"({_listed(scales[:2])}), the rest when they disagree", every, first=2))
     if len(scales) > 1:
         out.append(Policy(f"every scale ({_listed(scales)})", every))
     return out
@@ -118,8 +123,18 @@ def apply(policy: Policy, readings: list[list[Decoded]], scales: tuple[float, ..
     snip relative to one reading at scale 1 (the encoder's work, and the decoder's attention,
     grow with them)."""
     subset = [[item[k] for k in policy.positions] for item in readings]
-    chosen, per_snip = replay(subset, policy.threshold)
     squares = [scales[k] ** 2 for k in policy.positions]
+    if policy.first > 1:
+        chosen, count, pixels = [], 0, 0.0
+        for item in subset:
+            head = item[:policy.first]
+            agree = all(d.stopped is None and d.ids == head[0].ids for d in head)
+            read = head if agree else item
+            chosen.append(most_confident(read))
+            count += len(read)
+            pixels += sum(squares[:len(read)])
+        return chosen, count / max(1, len(subset)), pixels / max(1, len(subset))
+    chosen, per_snip = replay(subset, policy.threshold)
     pixels = sum(squares[0] if policy.threshold is not None and not unsure(item[0], policy.threshold) else sum(squares)
                  for item in subset)
     return chosen, per_snip, pixels / max(1, len(subset))

@@ -224,7 +224,8 @@ def test_reading_policy_subsets_and_their_cost():
     readings = [[Decoded([1], 0.9, weakest=0.95), Decoded([2], 0.99, weakest=0.9), Decoded([3], 0.5, weakest=0.2)],
                 [Decoded([4], 0.6, weakest=0.3), Decoded([5], 0.7, weakest=0.6), Decoded([6], 0.95, weakest=0.9)]]
     named = {p.name: p for p in policies(scales, [(1.0, 2.0)], thresholds=(0.8,))}
-    assert list(named) == ["one reading (scale 1)", "reread_below 0.8", "every scale of (1, 2)", "every scale (1, 1.5, 2)"]
+    assert list(named) == ["one reading (scale 1)", "reread_below 0.8", "every scale of (1, 2)",
+                           "(1, 1.5), the rest when they disagree", "every scale (1, 1.5, 2)"]
     chosen, per_snip, pixels = apply(named["every scale of (1, 2)"], readings, scales)
     assert [d.ids for d in chosen] == [[1], [6]] and per_snip == 2.0 and pixels == pytest.approx(5.0)
     chosen, per_snip, pixels = apply(named["reread_below 0.8"], readings, scales)
@@ -233,3 +234,17 @@ def test_reading_policy_subsets_and_their_cost():
     assert [d.ids for d in chosen] == [[1], [4]] and pixels == 1.0
     with pytest.raises(SystemExit, match="1.3"):
         policies(scales, [(1.0, 1.3)])
+
+
+def test_reading_policy_reads_the_rest_only_on_disagreement():
+    from benchmarks.reading_policy import apply, policies
+    from model.decoding import Decoded
+
+    scales = (1.0, 1.5, 2.0)
+    agree = [Decoded([1], 0.8), Decoded([1], 0.7), Decoded([2], 0.99)]
+    differ = [Decoded([1], 0.8), Decoded([3], 0.7), Decoded([2], 0.99)]
+    cut = [Decoded([1], 0.8, stopped="length"), Decoded([1], 0.7), Decoded([2], 0.99)]
+    policy = next(p for p in policies(scales, thresholds=()) if p.first == 2)
+    chosen, per_snip, pixels = apply(policy, [agree, differ, cut], scales)
+    assert [d.ids for d in chosen] == [[1], [2], [2]]
+    assert per_snip == pytest.approx(8 / 3) and pixels == pytest.approx((3.25 + 7.25 + 7.25) / 3)
