@@ -5,7 +5,8 @@ with 1 and 2 threads (and the GPU when there is one): p50 and p95 over the bucke
 model that reads each snip at several glyph scales (``input.reading_scales``) is also timed
 reading once (greedy), and one that reads the other scales only for unsure snips
 (``input.reread_below``: readings "1-2") also reading every scale always, so the table shows
-what the extra readings cost.  A
+what the extra readings cost; so do a few larger scale sets (``MORE_SCALES``, greedy, 1 thread),
+whose accuracy ``benchmarks/reading_policy.py`` measures.  A
 figure is the whole snip as the app sees it: image conversion, preprocessing, encoding and
 decoding.  The thread counts are interleaved image by image, so load on a shared machine falls
 on all of them alike.
@@ -42,6 +43,9 @@ from model.metrics import tokens_of  # noqa: E402
 UNTRAINED_VOCAB = 600  # about the size of the corpus vocabulary
 
 Snip = Callable[[TestSample, int], str]  # (sample, beam) -> LaTeX
+# Larger sets of reading scales timed beside the model's own (greedy, 1 thread): what reading
+# each snip three or five times would cost (benchmarks/reading_policy.py: what it would buy).
+MORE_SCALES = ((1.0, 1.3, 1.15), (1.0, 1.3, 1.15, 0.85, 1.5))
 
 
 def percentiles(seconds: list[float]) -> dict:
@@ -125,7 +129,7 @@ def measure(snip: Snip, samples: dict[str, list[TestSample]], device: str, threa
 
 
 def run_latency(model: str | None = None, per_bucket: int = 20, threads: list[int] = (1, 2),
-                beams: list[int] = (1, 4), split: Path = TEST_SPLIT) -> dict:
+                beams: list[int] = (1, 4), split: Path = TEST_SPLIT, more_scales=MORE_SCALES) -> dict:
     """The whole latency table as a dict (what ``results.json`` holds under "latency")."""
     from model.inference import Recognizer, default_threads
 
@@ -155,6 +159,13 @@ def run_latency(model: str | None = None, per_bucket: int = 20, threads: list[in
         other.load()
         rows += [{**row, "readings": count}
                  for row in measure(recognizer_snip(other), samples, "cpu", list(threads), [1])]
+    for fixed in more_scales if path is not None else ():
+        if tuple(fixed) == tuple(scales):
+            continue
+        other = Recognizer(model_path=path, device="cpu", scales=fixed)
+        other.load()
+        label = f"{len(fixed)} ({', '.join(f'{s:g}' for s in fixed)})"
+        rows += [{**row, "readings": label} for row in measure(recognizer_snip(other), samples, "cpu", [1], [1])]
     if torch.cuda.is_available() and path is not None:
         gpu = Recognizer(model_path=path, device="cuda")
         gpu.load()
