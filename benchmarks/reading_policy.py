@@ -12,7 +12,7 @@ the bundle's ``reading_scales`` and ``reread_below`` from it.
 
     .venv/bin/python benchmarks/reading_policy.py --model runs/export_best --split data/shards/val --limit 300
     .venv/bin/python benchmarks/reading_policy.py --suite data/suite --scales 1,1.3,1.15,0.85,1.5 \
-        --subsets 1,1.3 1,1.3,1.15 --out benchmarks/reading_policy_suite.json
+        --subsets 1,1.3 1,1.3,1.15 0.85,1,1.15,1.3 --out benchmarks/reading_policy_suite.json
 """
 
 from __future__ import annotations
