@@ -4,6 +4,7 @@ config, vocabulary, meta), e.g. to replace ``resources/model`` with a better mod
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,6 +26,9 @@ def export_bundle(checkpoint: str | Path, out_dir: str | Path, extra: dict | Non
     loaded = load_model(checkpoint, device="cpu")
     meta = {k: loaded.meta[k] for k in KEEP if k in loaded.meta}
     meta.update({k: v for k, v in loaded.meta.items() if k.startswith("best_val_")})
+    if loaded.state.get("optimizer"):
+        # where its optimizer state lives: `im2latex train --resume BUNDLE` continues from there
+        meta["exported_from"] = _portable(Path(checkpoint))
     meta.update(extra or {})
     config = loaded.config
     if read_like is not None:
@@ -35,6 +39,16 @@ def export_bundle(checkpoint: str | Path, out_dir: str | Path, extra: dict | Non
     if reread_below is not None:
         config = replace(config, input=replace(config.input, reread_below=reread_below))
     return save_bundle(out_dir, loaded.model, config, loaded.vocab, meta)
+
+
+def _portable(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it (a run folder of this
+    checkout: no machine's absolute path in a committed bundle), else absolute."""
+    absolute = path.resolve()
+    try:
+        return absolute.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return os.fspath(absolute)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -3,7 +3,8 @@
 One process by default; several through ``torchrun`` (DistributedDataParallel).  The values used
 are saved with every checkpoint, the metrics go to ``metrics.jsonl`` and ``metrics.png`` in the
 run folder, and ``last.pt`` / ``best.pt`` can be resumed from (a bundle directory with weights
-only also works: the optimizer then starts fresh).
+only also works: the optimizer then starts fresh, unless the training checkpoint the bundle was
+exported from is still on disk at the same step; see ``resume_source``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tqdm import tqdm
 from .batching import pad_batch
 from .checkpoint import load_model, save_training_checkpoint
 from .config import ModelConfig
+from .errors import Im2LatexError
 from .network import Im2LatexModel, count_parameters
 from .vocab import PAD, Vocab
 
@@ -126,10 +128,33 @@ def _cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def resume_source(resume: str | Path) -> Path:
+    """What to load for ``--resume``: a bundle exported from a training checkpoint that is still
+    on disk at the same step resumes from that checkpoint instead, the same weights at full
+    precision with Adam's moments; a fresh optimizer cost each session its first few hundred
+    steps (validation fell, then climbed back).  Anything else resumes from ``resume`` itself."""
+    resume = Path(resume)
+    meta_file = resume / "meta.json"
+    if not meta_file.is_file():
+        return resume
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        source = Path(meta["exported_from"])
+        if source.is_file() and load_model(source).meta.get("total_steps") == meta.get("total_steps"):
+            return source
+    except (OSError, ValueError, KeyError, TypeError, Im2LatexError):
+        pass  # no usable source: the bundle itself
+    return resume
+
+
 def build_model(cfg: TrainConfig, rt: Runtime) -> tuple[Im2LatexModel, ModelConfig, Vocab, dict]:
     """A resumed model (weights, vocabulary, saved state) or a fresh one for the corpus vocabulary."""
     if cfg.resume:
-        loaded = load_model(cfg.resume, device="cpu")
+        source = resume_source(cfg.resume)
+        if source != Path(cfg.resume) and rt.main:
+            print(f"resuming from {source}, the checkpoint {cfg.resume} was exported from (with its optimizer state)",
+                  flush=True)
+        loaded = load_model(source, device="cpu")
         model, mcfg, vocab = loaded.model, loaded.config, loaded.vocab
         if cfg.model:
             model, mcfg = _reshape_resumed(model, mcfg, cfg.model)
