@@ -26,9 +26,14 @@ class InputSpec:
     # token is at least this probable is kept; only a snip with a less sure token is read again
     # at the other scales, so most snips cost one reading.  None: every scale is read, always.
     reread_below: float | None = None
+    # On a GPU (CUDA or Apple MPS) a snip's readings decode side by side for about the price of
+    # one, so a model may list more scales to read at there; None: the same scales as the CPU.
+    gpu_reading_scales: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         self.reading_scales = checked_scales(self.reading_scales)  # JSON gives a list
+        if self.gpu_reading_scales is not None:
+            self.gpu_reading_scales = checked_scales(self.gpu_reading_scales)
         if self.reread_below is not None and not 0.0 <= float(self.reread_below) <= 1.0:
             raise ValueError("reread_below must be a token probability between 0 and 1 (or null)")
 
@@ -62,6 +67,13 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
         return cls(**data, input=spec)
+
+
+def scales_on(spec: InputSpec, device: str) -> tuple[float, ...]:
+    """The glyph scales a snip is read at on ``device`` ("cpu", "cuda", "cuda:1", "mps")."""
+    if device != "cpu" and spec.gpu_reading_scales:
+        return spec.gpu_reading_scales
+    return spec.reading_scales
 
 
 def checked_scales(scales) -> tuple[float, ...]:

@@ -5,8 +5,9 @@ picks CUDA, then Apple MPS, then the CPU unless told otherwise, and serializes m
 lock so a worker thread can call it while the UI thread asks for its device.  Images go through
 ``model.preprocess`` with the model's own input spec, so a model trained at another scale still
 gets its inputs the way it saw them in training; each is read at the model's
-``input.reading_scales`` (the later scales only when the first reading is unsure, with
-``input.reread_below``) and the most confident reading wins.
+``input.reading_scales`` (``input.gpu_reading_scales`` on a GPU, where more readings cost about
+nothing; the later scales only when the first reading is unsure, with ``input.reread_below``)
+and the most confident reading wins.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from PIL import Image, ImageDraw
 
 from .batching import pad_batch
 from .checkpoint import LoadedModel, load_model
-from .config import checked_scales
+from .config import checked_scales, scales_on
 from .decoding import DEFAULT_GUARD, Decoded, RepetitionGuard, beam_search, greedy_decode, most_confident, unsure
 from .errors import Im2LatexError
 from .images import load_image
@@ -163,9 +164,9 @@ class Recognizer:
         many tokens per formula (None: the model's own limit); ``threads``: torch's CPU threads
         (None: ``default_threads()`` unless the caller already set a count); ``int8``: dynamic int8 Linear
         layers on the CPU (None: ``INT8_DEFAULT``); ``scales``: glyph scales each image is read at,
-        the most confident reading wins (None: the model's ``input.reading_scales``, re-read
-        as its ``input.reread_below`` says; given scales are each read, always; ``(1.0,)``: one
-        reading)."""
+        the most confident reading wins (None: the model's ``input.reading_scales``, or on a GPU
+        its ``input.gpu_reading_scales`` when it lists them, re-read as its ``input.reread_below``
+        says; given scales are each read, always; ``(1.0,)``: one reading)."""
         self.time_budget = time_budget
         self.max_tokens = max_tokens
         self._scales = None if scales is None else checked_scales(scales)
@@ -196,8 +197,9 @@ class Recognizer:
 
     @property
     def scales(self) -> tuple[float, ...]:
-        """The glyph scales each image is read at (the model's own unless set); loads the model if needed."""
-        return self._scales if self._scales is not None else self.load().config.input.reading_scales
+        """The glyph scales each image is read at (the model's own for this device unless set);
+        loads the model if needed."""
+        return self._scales if self._scales is not None else scales_on(self.load().config.input, self.device)
 
     @property
     def is_loaded(self) -> bool:

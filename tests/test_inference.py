@@ -91,6 +91,32 @@ def test_reading_scales_come_from_the_model_and_are_checked(recognizer, tiny_mod
     assert Recognizer(model_path=bundle, device="cpu").scales == (1.0, 1.3)
 
 
+def test_a_gpu_reads_at_the_models_gpu_scales(tiny_model_dir, tmp_path):
+    """``input.gpu_reading_scales`` apply on CUDA and MPS only; the CPU (also after a GPU ran out of
+    memory) and a model that lists none read at ``reading_scales``; given scales win everywhere."""
+    from model.config import scales_on
+
+    spec = InputSpec(reading_scales=(1.0, 1.3), gpu_reading_scales=[1.0, 1.3, 1.15])  # JSON gives a list
+    assert spec.gpu_reading_scales == (1.0, 1.3, 1.15)
+    assert [scales_on(spec, d) for d in ("cpu", "cuda", "cuda:1", "mps")] == [(1.0, 1.3)] + [(1.0, 1.3, 1.15)] * 3
+    assert scales_on(InputSpec(reading_scales=(1.0, 1.3)), "cuda") == (1.0, 1.3)
+    with pytest.raises(ValueError):
+        InputSpec(gpu_reading_scales=(1.0, 9.0))
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_model_dir.bundle, bundle)
+    config = json.loads((bundle / "config.json").read_text())
+    config["input"]["gpu_reading_scales"] = [1.0, 1.3, 1.15]
+    (bundle / "config.json").write_text(json.dumps(config))
+    reader = Recognizer(model_path=bundle, device="cpu")
+    assert reader.scales == (1.0,)
+    reader._device = "cuda"  # as a CUDA machine would pick; nothing is decoded here
+    assert reader.scales == (1.0, 1.3, 1.15)
+    assert Recognizer(model_path=bundle, device="cpu", scales=(1.0,)).scales == (1.0,)
+    reader._move_to_cpu = lambda: setattr(reader, "_device", "cpu")  # an out-of-memory fallback
+    reader._move_to_cpu()
+    assert reader.scales == (1.0,)
+
+
 def test_unsure_snips_alone_are_read_again(tiny_model_dir, tmp_path):
     """With ``input.reread_below`` a first reading whose every token is at least that probable is
     the answer as it is; only the others are read at the other scale, and those keep the more

@@ -39,7 +39,8 @@ def _samples(tiny) -> list[Sample]:
 
 def _bundle_from(checkpoint: Path, out: Path, reread_below: float | None = 0.5) -> Path:
     loaded = load_model(checkpoint)
-    config = replace(loaded.config, input=replace(loaded.config.input, reading_scales=(1.0,), reread_below=reread_below))
+    config = replace(loaded.config, input=replace(loaded.config.input, reading_scales=(1.0,), reread_below=reread_below,
+                                                  gpu_reading_scales=(1.0, 1.2)))
     return save_bundle(out, loaded.model, config, loaded.vocab, {"total_steps": 5})
 
 
@@ -51,6 +52,7 @@ def test_a_better_checkpoint_replaces_the_bundle_and_reads_as_it_did(tiny_model_
     assert scored[0].scores["exact_match"] < 0.5 and winner.scores["exact_match"] == 1.0
     config = json.loads((bundle / "config.json").read_text())
     assert config["input"]["reading_scales"] == [1.0] and config["input"]["reread_below"] == 0.5  # the bundle's
+    assert config["input"]["gpu_reading_scales"] == [1.0, 1.2]
     meta = json.loads((bundle / "meta.json").read_text())
     assert meta["total_steps"] == 77 and meta["best_val_exact_match"] == 1.0 and meta["best_val_n"] == 8
     again, _ = promote(bundle, [good], _samples(tiny_model_dir), batch=4)  # a tie keeps the bundle

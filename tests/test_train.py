@@ -113,6 +113,9 @@ def test_export_writes_a_bundle_the_recognizer_loads(data_dir, tmp_path):
     # the reading scales measured for a model go into its bundle, and the app reads at them
     assert main(["export", str(ckpt), "--out", str(tmp_path / "b2"), "--reading-scales", "1,1.3"]) == 0
     assert load_model(tmp_path / "b2").config.input.reading_scales == (1.0, 1.3)
+    assert load_model(tmp_path / "b2").config.input.gpu_reading_scales is None  # the checkpoint's own: none
+    assert main(["export", str(ckpt), "--out", str(tmp_path / "b5"), "--gpu-reading-scales", "1,1.3,1.15"]) == 0
+    assert load_model(tmp_path / "b5").config.input.gpu_reading_scales == (1.0, 1.3, 1.15)
     with pytest.raises(SystemExit):
         main(["export", str(ckpt), "--out", str(tmp_path / "b3"), "--reading-scales", "1,big"])
     with pytest.raises(SystemExit):  # out of range: refused on the command line, not at load time
