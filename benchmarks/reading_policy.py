@@ -64,7 +64,8 @@ def _listed(scales) -> str:
 def policies(scales: tuple[float, ...], subsets: list[tuple[float, ...]] = (),
              thresholds=THRESHOLDS) -> list[Policy]:
     """Reading once, re-reading unsure snips at every scale (each threshold), reading every scale
-    of each subset (scales taken from ``scales``), and reading every scale."""
+    of each subset (scales taken from ``scales``), reading the first two and the rest only when
+    they disagree (three scales or more), and reading every scale."""
     every = tuple(range(len(scales)))
     out = [Policy(f"one reading (scale {scales[0]:g})", (0,))]
     out += [Policy(f"reread_below {t:g}", every, t) for t in thresholds] if len(scales) > 1 else []
