@@ -153,19 +153,15 @@ def run_latency(model: str | None = None, per_bucket: int = 20, threads: list[in
     result["app_readings"] = readings  # the targets are read on these rows
     for row in rows:
         row["readings"] = readings
-    others = ([(1, (1.0,))] if len(scales) > 1 else []) + ([(len(scales), scales)] if adaptive else [])
-    for count, fixed in others:  # explicit scales: each one read, always
+    # explicit scales, each one read, always (greedy): (readings label, scales, thread counts)
+    others = ([(1, (1.0,), threads)] if len(scales) > 1 else []) + ([(len(scales), scales, threads)] if adaptive else [])
+    others += [(f"{len(fixed)} ({', '.join(f'{s:g}' for s in fixed)})", tuple(fixed), [1])
+               for fixed in (more_scales if path is not None else ()) if tuple(fixed) != tuple(scales)]
+    for label, fixed, counts in others:
         other = Recognizer(model_path=path, device="cpu", scales=fixed)
         other.load()
-        rows += [{**row, "readings": count}
-                 for row in measure(recognizer_snip(other), samples, "cpu", list(threads), [1])]
-    for fixed in more_scales if path is not None else ():
-        if tuple(fixed) == tuple(scales):
-            continue
-        other = Recognizer(model_path=path, device="cpu", scales=fixed)
-        other.load()
-        label = f"{len(fixed)} ({', '.join(f'{s:g}' for s in fixed)})"
-        rows += [{**row, "readings": label} for row in measure(recognizer_snip(other), samples, "cpu", [1], [1])]
+        rows += [{**row, "readings": label}
+                 for row in measure(recognizer_snip(other), samples, "cpu", list(counts), [1])]
     if torch.cuda.is_available() and path is not None:
         gpu = Recognizer(model_path=path, device="cuda")
         gpu.load()

@@ -4,7 +4,7 @@ One process by default; several through ``torchrun`` (DistributedDataParallel). 
 are saved with every checkpoint, the metrics go to ``metrics.jsonl`` and ``metrics.png`` in the
 run folder, and ``last.pt`` / ``best.pt`` can be resumed from (a bundle directory with weights
 only also works: the optimizer then starts fresh, unless the training checkpoint the bundle was
-exported from is still on disk at the same step; see ``resume_source``).
+exported from is still on disk at the same step; see ``load_resumed``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .batching import pad_batch
-from .checkpoint import load_model, save_training_checkpoint
+from .checkpoint import LoadedModel, load_model, save_training_checkpoint
 from .config import ModelConfig
 from .errors import Im2LatexError
 from .network import Im2LatexModel, count_parameters
@@ -128,33 +128,31 @@ def _cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def resume_source(resume: str | Path) -> Path:
-    """What to load for ``--resume``: a bundle exported from a training checkpoint that is still
-    on disk at the same step resumes from that checkpoint instead, the same weights at full
-    precision with Adam's moments; a fresh optimizer cost each session its first few hundred
+def load_resumed(resume: str | Path) -> tuple[Path, LoadedModel]:
+    """What ``--resume`` loads, and from where: a bundle exported from a training checkpoint that
+    is still on disk at the same step resumes from that checkpoint instead, the same weights at
+    full precision with Adam's moments; a fresh optimizer cost each session its first few hundred
     steps (validation fell, then climbed back).  Anything else resumes from ``resume`` itself."""
     resume = Path(resume)
-    meta_file = resume / "meta.json"
-    if not meta_file.is_file():
-        return resume
     try:
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        meta = json.loads((resume / "meta.json").read_text(encoding="utf-8"))
         source = Path(meta["exported_from"])
-        if source.is_file() and load_model(source).meta.get("total_steps") == meta.get("total_steps"):
-            return source
+        if source.is_file():
+            loaded = load_model(source, device="cpu")
+            if loaded.meta.get("total_steps") == meta.get("total_steps"):
+                return source, loaded
     except (OSError, ValueError, KeyError, TypeError, Im2LatexError):
-        pass  # no usable source: the bundle itself
-    return resume
+        pass  # not a bundle, or no usable source: the bundle itself
+    return resume, load_model(resume, device="cpu")
 
 
 def build_model(cfg: TrainConfig, rt: Runtime) -> tuple[Im2LatexModel, ModelConfig, Vocab, dict]:
     """A resumed model (weights, vocabulary, saved state) or a fresh one for the corpus vocabulary."""
     if cfg.resume:
-        source = resume_source(cfg.resume)
+        source, loaded = load_resumed(cfg.resume)
         if source != Path(cfg.resume) and rt.main:
             print(f"resuming from {source}, the checkpoint {cfg.resume} was exported from (with its optimizer state)",
                   flush=True)
-        loaded = load_model(source, device="cpu")
         model, mcfg, vocab = loaded.model, loaded.config, loaded.vocab
         if cfg.model:
             model, mcfg = _reshape_resumed(model, mcfg, cfg.model)

@@ -160,7 +160,7 @@ def test_a_bundle_resumes_from_the_checkpoint_it_was_exported_from(data_dir, tmp
     moments from that checkpoint while it still holds the bundled step, and starts them fresh
     once it does not (a later run overwrote it) or is gone."""
     from model.export import export_bundle
-    from model.train import resume_source
+    from model.train import load_resumed
 
     monkeypatch.chdir(tmp_path)
     common = dict(data=str(data_dir), batch_size=4, batch_pixels=10**7, warmup=1, log_every=1,
@@ -168,14 +168,14 @@ def test_a_bundle_resumes_from_the_checkpoint_it_was_exported_from(data_dir, tmp
     first = train(TrainConfig(out="a", steps=3, **common))
     bundle = export_bundle(first, "bundle")
     assert json.loads((bundle / "meta.json").read_text())["exported_from"] == "a/last.pt"  # relative: no machine path
-    assert resume_source(bundle) == first
+    assert load_resumed(bundle)[0] == first
     second = train(TrainConfig(out="b", steps=2, resume=str(bundle), **common))
     assert int(load_model(second).state["optimizer"]["state"][0]["step"]) == 5  # 3 + 2: carried over
 
     train(TrainConfig(out="a", steps=1, **common))  # a later run wrote another step into a/last.pt
-    assert resume_source(bundle) == bundle
+    assert load_resumed(bundle)[0] == bundle
     third = train(TrainConfig(out="c", steps=2, resume=str(bundle), **common))
     assert int(load_model(third).state["optimizer"]["state"][0]["step"]) == 2  # fresh
     assert load_model(third).meta["total_steps"] == 5  # the bundle's 3 + 2
     first.unlink()
-    assert resume_source(bundle) == bundle
+    assert load_resumed(bundle)[0] == bundle
