@@ -87,7 +87,8 @@ def save_bundle(directory: str | Path, model: torch.nn.Module, config: ModelConf
 
 def save_training_checkpoint(path: str | Path, model: torch.nn.Module, config: ModelConfig, vocab: Vocab, *,
                              optimizer=None, scheduler=None, step: int = 0, meta: dict | None = None) -> Path:
-    """Write one resumable file; returns its path."""
+    """Write one resumable file; returns its path.  ``optimizer`` may be an optimizer or the
+    state dict of one (carried over from another checkpoint)."""
     path = Path(path)
     _check_vocab(config, vocab)
     payload = {
@@ -96,7 +97,7 @@ def save_training_checkpoint(path: str | Path, model: torch.nn.Module, config: M
         "config": config.to_dict(),
         "vocab": list(vocab.tokens),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "optimizer": optimizer if optimizer is None or isinstance(optimizer, dict) else optimizer.state_dict(),
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "step": int(step),
         "meta": dict(meta or {}),

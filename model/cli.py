@@ -18,6 +18,7 @@ SUBCOMMANDS = [
     ("train", "model.train", "train a model"),
     ("evaluate", "model.evaluate", "score a model on rendered or real images"),
     ("export", "model.export", "write a training checkpoint as the bundle the app loads"),
+    ("average", "model.average", "average the weights of several checkpoints of one model"),
     ("promote", "model.promote", "bundle a run's checkpoint if it reads better than the bundled model"),
 ]
 

@@ -1,15 +1,16 @@
 """`im2latex promote`: replace the bundled model with a training run's checkpoint when, and only
 when, it reads better.
 
-Every session ends the same way: export the run's last and best-validation checkpoints, read the
-same validation samples with each and with the bundle the way the app reads (its reading scales,
-well-formed greedy decoding), and bundle the winner.  The bundle is scored again each time, not
+Every session ends the same way: export the run's last and best-validation checkpoints and the
+mean of its last saves (``average.pt``, see model/average.py), read the same validation samples
+with each and with the bundle the way the app reads (its reading scales, well-formed greedy
+decoding), and bundle the winner.  The bundle is scored again each time, not
 taken from its meta.json, so a change of decoding or normal form since it was bundled cannot
 flatter either side.  Candidates read the way the bundle does (``input.reading_scales`` and
 ``reread_below``), and must keep its vocabulary, so that weights carry over.  Winner: most exact
 readings, then BLEU-4; the bundle keeps its place on a tie.
 
-    im2latex promote runs/s14            # last.pt and best.pt of a run
+    im2latex promote runs/s14            # last.pt, best.pt and average.pt of a run
     im2latex promote a.pt b.pt --dry-run # score only
 """
 
@@ -26,7 +27,7 @@ from .export import export_bundle
 from .resources import bundled_model_dir
 from .vocab import write_json_atomic
 
-CANDIDATE_FILES = ("last.pt", "best.pt")
+CANDIDATE_FILES = ("last.pt", "best.pt", "average.pt")
 
 
 @dataclass
@@ -40,7 +41,8 @@ class Scored:
 
 
 def candidates(paths: list[Path]) -> list[Path]:
-    """Checkpoint files: each file given, and a run folder's last.pt and best.pt."""
+    """Checkpoint files: each file given, and a run folder's last.pt, best.pt and average.pt
+    (the mean of its last saves, written when the run stopped)."""
     found = []
     for path in paths:
         if path.is_dir() and not (path / "model.pt").is_file():
@@ -83,7 +85,7 @@ def promote(bundle: Path, checkpoints: list[Path], samples: list[Sample], batch:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="+", type=Path,
-                        help="training run folders (their last.pt and best.pt) or checkpoint files")
+                        help="training run folders (their last.pt, best.pt and average.pt) or checkpoint files")
     parser.add_argument("--bundle", type=Path, help="the bundle to beat and replace (default: the bundled model)")
     parser.add_argument("--split", type=Path, default=Path("data/shards/val"),
                         help="rendered split to read (default: data/shards/val)")

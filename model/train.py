@@ -13,6 +13,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import signal
 import time
 import tomllib
@@ -26,6 +27,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from .average import average_checkpoints
 from .batching import pad_batch
 from .checkpoint import LoadedModel, load_model, save_training_checkpoint
 from .config import ModelConfig
@@ -57,6 +59,9 @@ class TrainConfig:
     eval_every: int = 500
     eval_samples: int = 256
     save_every: int = 250
+    # keep the last N saves of last.pt (hard links in snapshots/, no extra disk) and, at the end,
+    # write their mean as average.pt: a candidate for promote (see model/average.py); 0 = none
+    snapshots: int = 4
     workers: int = 1
     seed: int = 0
     amp: str = "auto"                  # "auto": bf16 where it is fast (CUDA, or CPUs with AVX512-BF16); "off"
@@ -450,7 +455,7 @@ def train(cfg: TrainConfig) -> Path:
                     best = (scores["val_exact_match"], scores["val_bleu4"])
                     save("best.pt", step, seen, hours, {f"best_{k}": v for k, v in scores.items()})
             if rt.main and step % cfg.save_every == 0:
-                save("last.pt", step, seen, hours)
+                keep_snapshot(save("last.pt", step, seen, hours), total0 + step, cfg.snapshots)
             out_of_time = cfg.max_minutes and (time.time() - start) / 60 >= cfg.max_minutes
             if step >= cfg.steps or stop["now"] or out_of_time:
                 stop["now"] = stop["now"] or bool(out_of_time)
@@ -465,9 +470,34 @@ def train(cfg: TrainConfig) -> Path:
         path = save("last.pt", step, seen, hours)
         print(f"stopped at step {total0 + step} ({seen} samples this run, {hours * 60:.1f} min); "
               f"checkpoint {path}", flush=True)
+        snaps = keep_snapshot(path, total0 + step, cfg.snapshots)
+        if len(snaps) >= 2:
+            average_checkpoints(snaps, out / "average.pt")
+            print(f"mean of the last {len(snaps)} saves (steps {', '.join(p.stem for p in snaps)}): "
+                  f"{out / 'average.pt'}", flush=True)
     if rt.world > 1:
         dist.destroy_process_group()
     return path
+
+
+def keep_snapshot(path: Path, step: int, keep: int) -> list[Path]:
+    """Link ``path`` (a just-saved last.pt) as snapshots/<step>.pt, delete all but the newest
+    ``keep``, and return those, oldest first.  A save replaces last.pt by a new file, so the
+    link keeps the old one's bytes without copying them."""
+    if keep <= 0:
+        return []
+    folder = path.parent / "snapshots"
+    folder.mkdir(exist_ok=True)
+    target = folder / f"{step:06d}.pt"
+    target.unlink(missing_ok=True)
+    try:
+        os.link(path, target)
+    except OSError:  # a file system without hard links
+        shutil.copyfile(path, target)
+    snaps = sorted(folder.glob("[0-9]*.pt"))
+    for old in snaps[:-keep]:
+        old.unlink()
+    return snaps[-keep:]
 
 
 # ---------------------------------------------------------------- command line

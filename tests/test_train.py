@@ -4,6 +4,7 @@ import io
 import json
 
 import pytest
+import torch
 
 from model.checkpoint import load_model
 from model.tokenizer import normalize
@@ -179,3 +180,22 @@ def test_a_bundle_resumes_from_the_checkpoint_it_was_exported_from(data_dir, tmp
     assert load_model(third).meta["total_steps"] == 5  # the bundle's 3 + 2
     first.unlink()
     assert load_resumed(bundle)[0] == bundle
+
+
+def test_the_last_saves_are_kept_and_their_mean_written_at_the_end(data_dir, tmp_path):
+    common = dict(data=str(data_dir), batch_size=4, batch_pixels=10**7, warmup=1, log_every=1,
+                  eval_every=100, eval_samples=4, workers=0, model=TINY, threads=1)
+    run = tmp_path / "run"
+    train(TrainConfig(out=str(run), steps=7, save_every=2, snapshots=3, **common))
+    snaps = sorted(p.name for p in (run / "snapshots").iterdir())
+    assert snaps == ["000004.pt", "000006.pt", "000007.pt"]  # the final save is the newest
+    assert (run / "snapshots" / "000007.pt").read_bytes() == (run / "last.pt").read_bytes()
+    mean = load_model(run / "average.pt")
+    assert mean.meta["averaged_steps"] == [4, 6, 7] and mean.state["step"] == 7
+    states = [load_model(run / "snapshots" / name).model.state_dict() for name in snaps]
+    name = next(n for n, v in states[0].items() if v.is_floating_point() and not torch.equal(v, states[2][n]))
+    assert torch.allclose(mean.model.state_dict()[name], sum(s[name] for s in states) / 3, atol=1e-6)
+
+    none = tmp_path / "none"
+    train(TrainConfig(out=str(none), steps=2, save_every=1, snapshots=0, **common))
+    assert not (none / "snapshots").exists() and not (none / "average.pt").exists()
