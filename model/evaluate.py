@@ -303,6 +303,32 @@ def zoom_consistency(readings: dict[str, list[str]], size: int = 5) -> dict:
             "consistent": consistent, "incomplete": len(readings) - len(whole)}
 
 
+def zoom_misses(groups: dict[str, list[tuple[int, list[str], list[str]]]]) -> dict:
+    """Why groups are not read the same at every zoom level, to see what would raise consistency.
+
+    ``groups`` maps a group to its (dpi, reference tokens, reading tokens) at every level.  Each
+    inconsistent group falls in one case: read wrong at every level (the model cannot read
+    the formula: more training), one level differs while the others agree (that level's
+    scale: per-dpi counts), or otherwise; ``long`` counts those over 40 reference tokens."""
+    out = {"groups": 0, "wrong_at_every_level": 0, "one_level_differs": {}, "other": 0, "long": 0}
+    for levels in groups.values():
+        readings = [tuple(hyp) for _, _, hyp in levels]
+        if readings[0] and len(set(readings)) == 1:
+            continue
+        out["groups"] += 1
+        out["long"] += len(levels[0][1]) > 40
+        odd = [dpi for dpi, _, hyp in levels if readings.count(tuple(hyp)) == 1]
+        if not any(ref == hyp for _, ref, hyp in levels):
+            out["wrong_at_every_level"] += 1
+        elif len(odd) == 1 and len(set(readings)) == 2:
+            key = str(odd[0])
+            out["one_level_differs"][key] = out["one_level_differs"].get(key, 0) + 1
+        else:
+            out["other"] += 1
+    out["one_level_differs"] = dict(sorted(out["one_level_differs"].items(), key=lambda kv: int(kv[0])))
+    return out
+
+
 def suite_report(styles: list[SuiteStyle], predictions: dict[str, list[str]],
                  seconds: dict[str, list[float]]) -> dict:
     """Per-style reports (``report``), zoom consistency, zoom exact match per dpi, and the
@@ -320,6 +346,11 @@ def suite_report(styles: list[SuiteStyle], predictions: dict[str, list[str]],
             readings[str(row.get("group"))].append(predictions["zoom"][i])
             by_dpi[int(row.get("dpi", 0))].append(i)
         out["zoom_consistency"] = zoom_consistency(dict(readings), len(ZOOM_DPIS))
+        levels: dict[str, list] = defaultdict(list)
+        for i, row in enumerate(zoom.rows):
+            levels[str(row.get("group"))].append((int(row.get("dpi", 0)), tokens_of(zoom.samples[i].latex),
+                                                  tokens_of(predictions["zoom"][i])))
+        out["zoom_misses"] = zoom_misses({g: v for g, v in levels.items() if len(v) == len(ZOOM_DPIS)})
         out["zoom_by_dpi"] = {}
         for dpi, idx in sorted(by_dpi.items()):
             refs = [tokens_of(zoom.samples[i].latex) for i in idx]
@@ -342,6 +373,12 @@ def suite_markdown(rep: dict) -> str:
         lines += ["", f"Zoom consistency: {zc['consistency']:.1%} of {zc['groups']} groups read the same "
                       f"(non-empty) at every zoom level"
                   + (f" ({zc['incomplete']} incomplete groups left out)" if zc["incomplete"] else "") + "."]
+    zm = rep.get("zoom_misses")
+    if zm and zm["groups"]:
+        odd = ", ".join(f"{dpi} dpi {n}" for dpi, n in zm["one_level_differs"].items()) or "none"
+        lines += [f"Of the {zm['groups']} inconsistent groups, {zm['wrong_at_every_level']} are read wrong at every "
+                  f"level, {sum(zm['one_level_differs'].values())} differ at one level only ({odd}), "
+                  f"{zm['other']} otherwise; {zm['long']} are long (over 40 tokens)."]
     if rep.get("zoom_by_dpi"):
         lines += ["", "| zoom dpi | n | BLEU-4 | exact |", "|---:|---:|---:|---:|"]
         for dpi, s in rep["zoom_by_dpi"].items():

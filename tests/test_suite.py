@@ -177,6 +177,29 @@ def test_zoom_consistency_on_a_hand_made_example():
     assert evaluate.zoom_consistency({}, 5)["consistency"] == 0.0
 
 
+def test_why_zoom_groups_are_inconsistent():
+    t = str.split
+    dpis = (72, 96, 144, 200, 300)
+    long = t("x " * 41)
+
+    def group(ref, *readings):
+        return [(dpi, t(ref), t(r)) for dpi, r in zip(dpis, readings)]
+
+    groups = {
+        "consistent": group("a + b", *["a + b"] * 5),
+        "small_only": group("a + b", "a - b", *["a + b"] * 4),
+        "large_only": group("a + b", *["a + b"] * 4, "a"),
+        "agree_wrongly_but_one": group("a + b", "a + b", *["a - b"] * 4),   # the odd one out is right
+        "never_right": group("a + b", "a", "a", "b", "b", "a - b"),
+        "mixed": group("a + b", "a + b", "a", "a", "a + b", "b"),
+        "long_mixed": [(dpi, long, long if dpi > 96 else ["x"]) for dpi in dpis],
+        "empty": group("a", "", "", "", "", ""),
+    }
+    misses = evaluate.zoom_misses(groups)
+    assert misses == {"groups": 7, "wrong_at_every_level": 2, "one_level_differs": {"72": 2, "300": 1},
+                      "other": 2, "long": 1}
+
+
 def _hand_made_suite(root: Path, images: list[Path], formulas: list[str]) -> None:
     """pdf: each image once; zoom: each image at five 'dpis'; im2latex-100k: each image once."""
     for style in ("pdf", "zoom", "im2latex-100k"):
@@ -239,6 +262,10 @@ def test_suite_scoring_from_a_prediction_file(tmp_path, capsys):
     assert rep["im2latex_100k"]["published_bleu4"] == {"starting design": 0.826, "Deng et al. 2016 (im2markup)": 0.877}
     printed = capsys.readouterr().out
     assert "| pdf | 3 |" in printed and "Zoom consistency: 66.7% of 3 groups" in printed
+    assert rep["zoom_misses"] == {"groups": 1, "wrong_at_every_level": 0, "one_level_differs": {"72": 1},
+                                  "other": 0, "long": 0}
+    assert "Of the 1 inconsistent groups, 0 are read wrong at every level, 1 differ at one level only " \
+           "(72 dpi 1)" in printed
     assert "| starting design | 0.826 |" in printed
     md = out.with_suffix(".md").read_text()
     assert md.startswith("| style |") and "## zoom" in md
