@@ -12,7 +12,8 @@ from .checkpoint import load_model, save_bundle
 from .config import InputSpec, scales_argument
 
 # What the bundle's meta.json keeps from the training meta (the rest is resumable state).
-KEEP = ("total_steps", "samples_seen", "train_hours", "device", "bf16")
+KEEP = ("total_steps", "samples_seen", "train_hours", "device", "bf16",
+        "stable_checkpoint", "stable_step")  # where the run's constant-rate phase ended: see model/train.py
 
 
 def export_bundle(checkpoint: str | Path, out_dir: str | Path, extra: dict | None = None,
@@ -29,7 +30,7 @@ def export_bundle(checkpoint: str | Path, out_dir: str | Path, extra: dict | Non
     meta.update({k: v for k, v in loaded.meta.items() if k.startswith("best_val_")})
     if loaded.state.get("optimizer"):
         # where its optimizer state lives: `im2latex train --resume BUNDLE` continues from there
-        meta["exported_from"] = _portable(Path(checkpoint))
+        meta["exported_from"] = portable_path(Path(checkpoint))
     meta.update(extra or {})
     config = loaded.config
     if read_like is not None:
@@ -45,7 +46,7 @@ def export_bundle(checkpoint: str | Path, out_dir: str | Path, extra: dict | Non
     return save_bundle(out_dir, loaded.model, config, loaded.vocab, meta)
 
 
-def _portable(path: Path) -> str:
+def portable_path(path: Path) -> str:
     """``path`` relative to the working directory when it lies below it (a run folder of this
     checkout: no machine's absolute path in a committed bundle), else absolute."""
     absolute = path.resolve()

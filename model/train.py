@@ -32,6 +32,7 @@ from .batching import pad_batch
 from .checkpoint import LoadedModel, load_model, save_training_checkpoint
 from .config import ModelConfig
 from .errors import Im2LatexError
+from .export import portable_path
 from .network import Im2LatexModel, count_parameters
 from .vocab import PAD, Vocab
 
@@ -49,6 +50,10 @@ class TrainConfig:
     lr: float = 6e-4
     min_lr_ratio: float = 0.05         # cosine decays to lr * this
     warmup: int = 500
+    # The learning rate holds at its peak after warm-up and decays (cosine) over the last
+    # decay_share of the run; 1 = over the whole run.  Below 1 the weights where the decay
+    # starts are saved as stable.pt, and the next run continues from them (see load_resumed).
+    decay_share: float = 1.0
     weight_decay: float = 0.05
     label_smoothing: float = 0.1
     # at most this share of an epoch is grammar-generated formulas (they are 40 % of the corpus,
@@ -134,20 +139,28 @@ def _cpu_has_bf16() -> bool:
 
 
 def load_resumed(resume: str | Path) -> tuple[Path, LoadedModel]:
-    """What ``--resume`` loads, and from where: a bundle exported from a training checkpoint that
-    is still on disk at the same step resumes from that checkpoint instead, the same weights at
-    full precision with Adam's moments; a fresh optimizer cost each session its first few hundred
-    steps (validation fell, then climbed back).  Anything else resumes from ``resume`` itself."""
+    """What ``--resume`` loads, and from where.  A bundle whose run held its peak learning rate
+    before decaying (``decay_share`` < 1) continues from the weights where the decay started
+    (``stable_checkpoint``, at ``stable_step``), so runs add up to one long constant-rate run;
+    else a bundle resumes from the training checkpoint it was exported from (``exported_from``,
+    at the bundle's step): the same weights at full precision, with Adam's moments.  Either
+    only while that file is still on disk at that step; anything else resumes from ``resume``
+    itself (a fresh optimizer)."""
     resume = Path(resume)
     try:
         meta = json.loads((resume / "meta.json").read_text(encoding="utf-8"))
-        source = Path(meta["exported_from"])
-        if source.is_file():
-            loaded = load_model(source, device="cpu")
-            if loaded.meta.get("total_steps") == meta.get("total_steps"):
-                return source, loaded
-    except (OSError, ValueError, KeyError, TypeError, Im2LatexError):
-        pass  # not a bundle, or no usable source: the bundle itself
+    except (OSError, ValueError):
+        meta = None  # not a bundle: a checkpoint file
+    if isinstance(meta, dict):
+        for key, step_key in (("stable_checkpoint", "stable_step"), ("exported_from", "total_steps")):
+            try:
+                source = Path(meta[key])
+                if source.is_file():
+                    loaded = load_model(source, device="cpu")
+                    if loaded.state.get("step") == meta.get(step_key):
+                        return source, loaded
+            except (OSError, KeyError, TypeError, Im2LatexError):
+                pass  # no usable source of this kind
     return resume, load_model(resume, device="cpu")
 
 
@@ -156,7 +169,7 @@ def build_model(cfg: TrainConfig, rt: Runtime) -> tuple[Im2LatexModel, ModelConf
     if cfg.resume:
         source, loaded = load_resumed(cfg.resume)
         if source != Path(cfg.resume) and rt.main:
-            print(f"resuming from {source}, the checkpoint {cfg.resume} was exported from (with its optimizer state)",
+            print(f"resuming {cfg.resume} from {source} (step {loaded.state.get('step')}, with its optimizer state)",
                   flush=True)
         model, mcfg, vocab = loaded.model, loaded.config, loaded.vocab
         if cfg.model:
@@ -177,6 +190,9 @@ def build_model(cfg: TrainConfig, rt: Runtime) -> tuple[Im2LatexModel, ModelConf
     return model.to(rt.device), mcfg, vocab, state
 
 
+# The meta of a run's stable point (see lr_at): where it is, and its step.
+STABLE_KEYS = ("stable_checkpoint", "stable_step")
+
 # Settings a resumed model may change: they leave every weight's shape as it is.
 RESUME_OVERRIDES = ("encoder_stride", "dropout")
 
@@ -196,15 +212,38 @@ def _reshape_resumed(model: Im2LatexModel, mcfg: ModelConfig, overrides: dict) -
     return reshaped.train(), new
 
 
-def lr_at(step: int, cfg: TrainConfig, minutes: float = 0.0) -> float:
-    """Linear warm-up, then cosine decay to lr * min_lr_ratio over this run's steps, or over
-    ``max_minutes`` when that runs out first (a time-boxed run still ends at the low rate)."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+def run_progress(step: int, cfg: TrainConfig, minutes: float = 0.0) -> float:
+    """How far the run is past its warm-up, 0 to 1: by steps, or by ``max_minutes`` when that
+    runs out first (a time-boxed run still ends its schedule)."""
+    progress = min(1.0, max(0, step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
     if cfg.max_minutes:
         progress = max(progress, min(1.0, minutes / cfg.max_minutes))
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+    return progress
+
+
+def decaying(step: int, cfg: TrainConfig, minutes: float = 0.0) -> bool:
+    """True once the learning rate has left its peak for the final decay (never before the end
+    of the warm-up; with ``decay_share`` 1, right after it)."""
+    return step >= cfg.warmup and run_progress(step, cfg, minutes) > 1.0 - cfg.decay_share
+
+
+def lr_at(step: int, cfg: TrainConfig, minutes: float = 0.0) -> float:
+    """Linear warm-up, the peak until the last ``decay_share`` of the run, then cosine decay to
+    lr * min_lr_ratio.
+
+    Sessions each train a couple of hours and every one must end with a finished (decayed)
+    model, but a run that resumes a decayed model at the peak rate first loses ground (in-run
+    validation fell for the first ~500 steps of every session, Adam's moments carried over or
+    not).  Holding the peak and decaying only at the end lets the next run continue the
+    constant-rate weights (stable.pt) instead: one long run, cooled down at each session's end."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    hold = 1.0 - cfg.decay_share
+    progress = run_progress(step, cfg, minutes)
+    if progress <= hold:
+        return cfg.lr
+    q = (progress - hold) / cfg.decay_share
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * q)))
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
@@ -355,8 +394,11 @@ def train(cfg: TrainConfig) -> Path:
     rt = setup_runtime(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    if not 0.0 < cfg.decay_share <= 1.0:
+        raise ValueError("decay_share must be above 0 and at most 1")
     model, mcfg, vocab, state = build_model(cfg, rt)
-    meta = state.get("meta", {})
+    # this run's own stable point, if it reaches one, replaces the resumed run's
+    meta = {k: v for k, v in state.get("meta", {}).items() if k not in STABLE_KEYS}
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     use_bf16 = cfg.amp == "auto" and bf16_is_fast(rt.device)
@@ -414,6 +456,11 @@ def train(cfg: TrainConfig) -> Path:
                 tqdm.write(f"epoch {epoch}: {len(train_ds)} training samples")
         sampler.set_epoch(epoch)
         for images, sizes, tokens in loader:
+            if (rt.main and cfg.decay_share < 1.0 and "stable_step" not in meta
+                    and decaying(step, cfg, (time.time() - start) / 60)):
+                stable = save("stable.pt", step, seen, (time.time() - start) / 3600)
+                meta.update(stable_checkpoint=portable_path(stable), stable_step=total0 + step)
+                tqdm.write(f"step {total0 + step}: the learning rate starts to decay; the weights so far: {stable}")
             images = images.to(rt.device, non_blocking=True)
             if cfg.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)

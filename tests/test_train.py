@@ -2,6 +2,7 @@
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -199,3 +200,46 @@ def test_the_last_saves_are_kept_and_their_mean_written_at_the_end(data_dir, tmp
     none = tmp_path / "none"
     train(TrainConfig(out=str(none), steps=2, save_every=1, snapshots=0, **common))
     assert not (none / "snapshots").exists() and not (none / "average.pt").exists()
+
+
+def test_schedule_holds_the_peak_then_decays_over_the_last_share():
+    cfg = TrainConfig(steps=110, warmup=10, lr=1.0, min_lr_ratio=0.1, decay_share=0.25)
+    assert lr_at(10, cfg) == lr_at(60, cfg) == lr_at(85, cfg) == pytest.approx(1.0)  # up to 75 % of the run
+    assert lr_at(97.5, cfg) == pytest.approx(0.55)  # halfway through the decay
+    assert lr_at(110, cfg) == pytest.approx(0.1)
+    timed = TrainConfig(steps=10_000, warmup=10, lr=1.0, min_lr_ratio=0.1, max_minutes=60, decay_share=0.25)
+    assert lr_at(100, timed, minutes=44) == pytest.approx(1.0)
+    assert lr_at(100, timed, minutes=52.5) == pytest.approx(0.55)
+    whole = TrainConfig(steps=110, warmup=10, lr=1.0, min_lr_ratio=0.1)  # decay_share 1: cosine as before
+    assert lr_at(60, whole) == pytest.approx(0.55)
+
+
+def test_the_next_run_continues_from_where_the_decay_started(data_dir, tmp_path, monkeypatch):
+    """A run with a final decay saves stable.pt where the decay starts; its checkpoints and the
+    bundle exported from them name it, and resuming the bundle continues from it (Adam's
+    moments included) while it is there at that step, else from the exported checkpoint."""
+    from model.export import export_bundle
+    from model.train import load_resumed
+
+    monkeypatch.chdir(tmp_path)
+    common = dict(data=str(data_dir), batch_size=4, batch_pixels=10**7, warmup=1, log_every=1,
+                  eval_every=100, eval_samples=4, save_every=100, workers=0, model=TINY, threads=1)
+    first = train(TrainConfig(out="a", steps=7, decay_share=0.5, **common))  # the peak up to half-way
+    stable = load_model("a/stable.pt")
+    assert stable.state["step"] == 5 and "stable_step" not in stable.meta  # (5 - 1) / (7 - 1) > 0.5
+    last = load_model(first)
+    assert last.meta["stable_checkpoint"] == "a/stable.pt" and last.meta["stable_step"] == 5
+    bundle = export_bundle(first, "bundle")
+    meta = json.loads((bundle / "meta.json").read_text())
+    assert meta["stable_checkpoint"] == "a/stable.pt" and meta["total_steps"] == 7
+    assert load_resumed(bundle)[0] == Path("a/stable.pt")
+    second = train(TrainConfig(out="b", steps=3, resume=str(bundle), **common))  # cosine: no stable point
+    resumed = load_model(second)
+    assert resumed.meta["total_steps"] == 8  # 5 + 3: the decay's 2 steps were a side branch
+    assert int(resumed.state["optimizer"]["state"][0]["step"]) == 8
+    assert "stable_checkpoint" not in resumed.meta  # the resumed run's stable point is not inherited
+
+    Path("a/stable.pt").unlink()
+    assert load_resumed(bundle)[0] == first  # then the exported checkpoint, at the bundle's step
+    with pytest.raises(ValueError, match="decay_share"):
+        train(TrainConfig(out="c", steps=1, decay_share=0.0, **common))
