@@ -8,6 +8,8 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 DATA ?= data
 RUN ?= runs/latest
 MODEL ?= resources/model
+# a training run's time box: its learning rate decays over the end of it (train.json decay_share)
+MINUTES ?= 110
 
 .PHONY: run test install tex system-deps data data-web data-slice train train-bg train-stop promote gpu-pack eval bench clean
 
@@ -61,13 +63,13 @@ data-slice: install
 		--start $$(($(SLICE_START) + $(SLICE))) --limit $(WEB) --workers 1 --batch-size 500 --quiet
 
 train: install
-	$(BIN)/im2latex train --config train.json --data $(DATA) --out $(RUN) --resume $(MODEL)
+	$(BIN)/im2latex train --config train.json --data $(DATA) --out $(RUN) --resume $(MODEL) --max-minutes $(MINUTES)
 
 # Keep the CPU busy while you work: resume from the bundled model at the lowest priority.
 train-bg: install
 	mkdir -p $(RUN)
 	nohup nice -n 19 $(BIN)/im2latex train --config train.json --data $(DATA) --out $(RUN) \
-		--resume $(MODEL) > $(RUN)/train.log 2>&1 &
+		--resume $(MODEL) --max-minutes $(MINUTES) > $(RUN)/train.log 2>&1 &
 	@echo "training in the background; log: $(RUN)/train.log, metrics: $(RUN)/metrics.png"
 
 train-stop:
