@@ -341,15 +341,14 @@ def suite_report(styles: list[SuiteStyle], predictions: dict[str, list[str]],
     zoom = next((st for st in styles if st.name == "zoom"), None)
     if zoom is not None:
         readings: dict[str, list[str]] = defaultdict(list)
+        levels: dict[str, list] = defaultdict(list)  # (dpi, reference tokens, reading tokens)
         by_dpi: dict[int, list[int]] = defaultdict(list)
         for i, row in enumerate(zoom.rows):
-            readings[str(row.get("group"))].append(predictions["zoom"][i])
-            by_dpi[int(row.get("dpi", 0))].append(i)
+            group, dpi = str(row.get("group")), int(row.get("dpi", 0))
+            readings[group].append(predictions["zoom"][i])
+            levels[group].append((dpi, tokens_of(zoom.samples[i].latex), tokens_of(predictions["zoom"][i])))
+            by_dpi[dpi].append(i)
         out["zoom_consistency"] = zoom_consistency(dict(readings), len(ZOOM_DPIS))
-        levels: dict[str, list] = defaultdict(list)
-        for i, row in enumerate(zoom.rows):
-            levels[str(row.get("group"))].append((int(row.get("dpi", 0)), tokens_of(zoom.samples[i].latex),
-                                                  tokens_of(predictions["zoom"][i])))
         out["zoom_misses"] = zoom_misses({g: v for g, v in levels.items() if len(v) == len(ZOOM_DPIS)})
         out["zoom_by_dpi"] = {}
         for dpi, idx in sorted(by_dpi.items()):
