@@ -317,7 +317,7 @@ def zoom_misses(groups: dict[str, list[tuple[int, list[str], list[str]]]]) -> di
             continue
         out["groups"] += 1
         out["long"] += len(levels[0][1]) > 40
-        odd = [dpi for dpi, _, hyp in levels if readings.count(tuple(hyp)) == 1]
+        odd = [dpi for (dpi, _, _), reading in zip(levels, readings) if readings.count(reading) == 1]
         if not any(ref == hyp for _, ref, hyp in levels):
             out["wrong_at_every_level"] += 1
         elif len(odd) == 1 and len(set(readings)) == 2:
@@ -342,19 +342,18 @@ def suite_report(styles: list[SuiteStyle], predictions: dict[str, list[str]],
     if zoom is not None:
         readings: dict[str, list[str]] = defaultdict(list)
         levels: dict[str, list] = defaultdict(list)  # (dpi, reference tokens, reading tokens)
-        by_dpi: dict[int, list[int]] = defaultdict(list)
+        by_dpi: dict[int, tuple[list, list]] = defaultdict(lambda: ([], []))  # references, readings
         for i, row in enumerate(zoom.rows):
             group, dpi = str(row.get("group")), int(row.get("dpi", 0))
+            ref, hyp = tokens_of(zoom.samples[i].latex), tokens_of(predictions["zoom"][i])
             readings[group].append(predictions["zoom"][i])
-            levels[group].append((dpi, tokens_of(zoom.samples[i].latex), tokens_of(predictions["zoom"][i])))
-            by_dpi[dpi].append(i)
+            levels[group].append((dpi, ref, hyp))
+            by_dpi[dpi][0].append(ref)
+            by_dpi[dpi][1].append(hyp)
         out["zoom_consistency"] = zoom_consistency(dict(readings), len(ZOOM_DPIS))
         out["zoom_misses"] = zoom_misses({g: v for g, v in levels.items() if len(v) == len(ZOOM_DPIS)})
-        out["zoom_by_dpi"] = {}
-        for dpi, idx in sorted(by_dpi.items()):
-            refs = [tokens_of(zoom.samples[i].latex) for i in idx]
-            hyps = [tokens_of(predictions["zoom"][i]) for i in idx]
-            out["zoom_by_dpi"][str(dpi)] = score_tokens(refs, hyps).as_dict()
+        out["zoom_by_dpi"] = {str(dpi): score_tokens(refs, hyps).as_dict()
+                              for dpi, (refs, hyps) in sorted(by_dpi.items())}
     if BENCHMARK_STYLE in out["styles"]:
         overall = out["styles"][BENCHMARK_STYLE]["overall"]
         out["im2latex_100k"] = {"bleu4": overall["bleu4"], "n": overall["n"],
