@@ -12,7 +12,7 @@ from .checkpoint import load_model, save_bundle
 from .config import InputSpec, scales_argument
 
 # What the bundle's meta.json keeps from the training meta (the rest is resumable state).
-KEEP = ("total_steps", "samples_seen", "train_hours", "device", "bf16",
+KEEP = ("total_steps", "samples_seen", "train_hours", "device", "bf16", "epoch",
         "stable_checkpoint", "stable_step")  # where the run's constant-rate phase ended: see model/train.py
 
 

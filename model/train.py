@@ -327,6 +327,18 @@ def close_loader(loader) -> None:
         loader._iterator = None
 
 
+def first_epoch(meta: dict, n_samples: int) -> int:
+    """The epoch a run starts in: the one after its resumed checkpoint's.  Each epoch seeds its
+    own sample order, augmentations and draw of generated formulas, and a session's run ends long
+    before an epoch does, so a run that began at epoch 0 again would see the same samples the same
+    way every session.  A checkpoint saved before epochs were recorded counts the epochs its
+    samples make (rounded up: it has used epoch 0, so it never restarts there)."""
+    if "epoch" in meta:
+        return int(meta["epoch"]) + 1
+    seen = int(meta.get("samples_seen", 0))
+    return -(-seen // n_samples) if seen > 0 and n_samples > 0 else 0
+
+
 def _manifest_samples(split_dir: Path) -> int:
     try:
         return int(json.loads((split_dir / "manifest.json").read_text()).get("samples", 0))
@@ -419,6 +431,7 @@ def train(cfg: TrainConfig) -> Path:
         _, _, val_loader = make_loader(data / "val", vocab, mcfg, cfg, Runtime(rt.device), augment=False,
                                        shuffle=False, limit=cfg.eval_samples)
 
+    epoch0 = first_epoch(meta, len(train_ds))
     total0 = int(meta.get("total_steps", 0))
     seen0 = int(meta.get("samples_seen", 0))
     hours0 = float(meta.get("train_hours", 0.0))
@@ -430,25 +443,28 @@ def train(cfg: TrainConfig) -> Path:
         (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
         start_note = f"resumed at step {total0}" if cfg.resume else "fresh start"
         print(f"model: {count_parameters(model) / 1e6:.2f} M parameters, vocabulary {len(vocab)}, "
-              f"device {rt.device}, bf16 {use_bf16}, {len(train_ds)} training samples, {start_note}", flush=True)
+              f"device {rt.device}, bf16 {use_bf16}, {len(train_ds)} training samples, {start_note}, "
+              f"epoch {epoch0}", flush=True)
 
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
 
     def save(name: str, step: int, seen: int, hours: float, extra: dict | None = None) -> Path:
         m = {**meta, "total_steps": total0 + step, "samples_seen": seen0 + seen, "train_hours": hours0 + hours,
-             "train_config": asdict(cfg), "bf16": use_bf16, "device": str(rt.device), **(extra or {})}
+             "train_config": asdict(cfg), "bf16": use_bf16, "device": str(rt.device), "epoch": epoch,
+             **(extra or {})}
         path = out / name
         save_training_checkpoint(path, model, mcfg, vocab, optimizer=optimizer, step=total0 + step, meta=m)
         return path
 
     start = time.time()
-    step, seen, epoch = 0, 0, 0
+    step, seen, epoch = 0, 0, epoch0 - 1
     window_loss, window_n, window_t = 0.0, 0, time.time()
     bar = tqdm(total=cfg.steps, disable=not rt.main, dynamic_ncols=True, mininterval=5)
     model.train()
     while step < cfg.steps and not stop["now"]:
-        if epoch > 0 and _manifest_samples(data / "train") > len(train_ds):
+        epoch += 1
+        if epoch > epoch0 and _manifest_samples(data / "train") > len(train_ds):
             # rendering is still adding shards: train on everything there is now
             close_loader(loader)
             train_ds, sampler, loader = make_loader(data / "train", vocab, mcfg, cfg, rt, augment=True, shuffle=True)
@@ -507,7 +523,6 @@ def train(cfg: TrainConfig) -> Path:
             if step >= cfg.steps or stop["now"] or out_of_time:
                 stop["now"] = stop["now"] or bool(out_of_time)
                 break
-        epoch += 1
     bar.close()
     close_loader(loader)
     close_loader(val_loader)

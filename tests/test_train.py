@@ -243,3 +243,30 @@ def test_the_next_run_continues_from_where_the_decay_started(data_dir, tmp_path,
     assert load_resumed(bundle)[0] == first  # then the exported checkpoint, at the bundle's step
     with pytest.raises(ValueError, match="decay_share"):
         train(TrainConfig(out="c", steps=1, decay_share=0.0, **common))
+
+
+def test_a_resumed_run_goes_on_to_the_next_epoch(data_dir, tmp_path, monkeypatch):
+    """Each epoch draws its own order, augmentations and generated formulas, and a session's run
+    ends mid-epoch: a resumed run starts the epoch after its checkpoint's (through a bundle too),
+    so consecutive sessions do not draw epoch 0 again and again."""
+    from model.export import export_bundle
+    from model.train import first_epoch
+
+    monkeypatch.chdir(tmp_path)
+    common = dict(data=str(data_dir), batch_size=4, batch_pixels=10**7, warmup=1, log_every=1,
+                  eval_every=100, eval_samples=4, save_every=100, workers=0, model=TINY, threads=1)
+    first = train(TrainConfig(out="a", steps=2, **common))
+    assert load_model(first).meta["epoch"] == 0
+    second = train(TrainConfig(out="b", steps=2, resume=str(first), **common))
+    assert load_model(second).meta["epoch"] == 1
+    bundle = export_bundle(second, "bundle")
+    assert json.loads((bundle / "meta.json").read_text())["epoch"] == 1
+    (tmp_path / "b" / "last.pt").unlink()  # the bundle alone: its own meta says where to go on
+    third = train(TrainConfig(out="c", steps=2, resume=str(bundle), **common))
+    assert load_model(third).meta["epoch"] == 2
+
+    # checkpoints from before epochs were recorded: the epochs their samples make, never 0 again
+    assert first_epoch({}, 100) == 0
+    assert first_epoch({"samples_seen": 200}, 100) == 2
+    assert first_epoch({"samples_seen": 201}, 100) == 3
+    assert first_epoch({"samples_seen": 10**6, "epoch": 4}, 100) == 5
