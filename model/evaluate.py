@@ -23,7 +23,7 @@ from PIL import Image
 
 from .atomic import atomic_write
 from .config import scales_argument
-from .metrics import length_bucket, score_tokens, tokens_of
+from .metrics import length_bucket, score_tokens, structures, tokens_of
 from .vocab import write_json_atomic
 
 
@@ -65,13 +65,17 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def report(samples: list[Sample], predictions: list[str], seconds: list[float]) -> dict:
-    """Overall, per-font and per-length scores of predictions against samples."""
+    """Overall, per-font, per-length and per-structure (matrices, multi-line blocks...; a formula
+    counts in each it holds) scores of predictions against samples."""
     refs = [tokens_of(s.latex) for s in samples]
     hyps = [tokens_of(p) for p in predictions]
-    groups: dict[str, dict[str, list[int]]] = {"font": defaultdict(list), "length": defaultdict(list)}
+    groups: dict[str, dict[str, list[int]]] = {"font": defaultdict(list), "length": defaultdict(list),
+                                               "structure": defaultdict(list)}
     for i, (s, r) in enumerate(zip(samples, refs)):
         groups["font"][s.font].append(i)
         groups["length"][length_bucket(len(r))].append(i)
+        for kind in structures(r):
+            groups["structure"][kind].append(i)
 
     def scores(idx: list[int]) -> dict:
         sc = score_tokens([refs[i] for i in idx], [hyps[i] for i in idx]).as_dict()
@@ -103,7 +107,7 @@ def markdown_table(rep: dict) -> str:
     lines = list(MARKDOWN_HEADER)
     row = markdown_row
     lines.append(row("**all**", rep["overall"]))
-    for section in ("by_font", "by_length"):
+    for section in ("by_font", "by_length", "by_structure"):
         for name, s in rep.get(section, {}).items():
             lines.append(row(f"{section[3:]}: {name}", s))
     return "\n".join(lines)

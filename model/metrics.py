@@ -73,3 +73,28 @@ def length_bucket(n_tokens: int) -> str:
     if n_tokens <= 150:
         return "long (41-150)"
     return "very long (>150)"
+
+
+# Kinds of notation reported apart, so that a weak one shows up (matrices, multi-line blocks...):
+# a formula counts in every kind whose tokens it holds.
+_MATRIX_ENVS = {f"\\begin{{{e}}}" for e in ("matrix", "pmatrix", "bmatrix", "vmatrix", "Vmatrix", "Bmatrix",
+                                            "smallmatrix", "array")}
+_MULTILINE_ENVS = {f"\\begin{{{e}}}" for e in ("aligned", "alignedat", "gathered", "split", "cases", "align",
+                                               "align*", "gather", "gather*", "multline", "eqnarray")}
+STRUCTURES = {
+    "matrix / array": lambda t: not _MATRIX_ENVS.isdisjoint(t),
+    "multi-line (aligned, cases)": lambda t: not _MULTILINE_ENVS.isdisjoint(t),
+    "text": lambda t: "\\text" in t,
+    "fraction": lambda t: "\\frac" in t,
+    "big operator (sum, integral)": lambda t: not {"\\sum", "\\int", "\\prod", "\\iint", "\\oint",
+                                                   "\\bigcup", "\\bigcap"}.isdisjoint(t),
+    "styled letters (cal, bb, frak, bold)": lambda t: not {"\\mathcal", "\\mathbb", "\\mathfrak",
+                                                           "\\mathscr", "\\mathbf", "\\boldsymbol"}.isdisjoint(t),
+}
+
+
+def structures(tokens: list[str]) -> list[str]:
+    """The kinds of notation (keys of ``STRUCTURES``) a formula's canonical tokens hold."""
+    held = set(tokens)
+    return [name for name, test in STRUCTURES.items() if test(held)]
+

@@ -117,3 +117,27 @@ def test_a_batch_gets_the_time_each_of_its_snips_would_get_alone(tiny_model_dir,
     predictions, _, _ = evaluate.recognize_all(samples, str(tiny_model_dir.bundle), "cpu", 1, None, batch=3)
     assert predictions == tiny_model_dir.formulas
     assert budgets and all(budget == pytest.approx(n * DEFAULT_TIME_BUDGET) for n, budget in budgets)
+
+
+def test_reports_score_each_kind_of_notation_apart():
+    """A formula counts in every kind it holds, so a weak kind (matrices) shows in the report."""
+    from model.evaluate import Sample, markdown_table, report
+    from model.metrics import structures, tokens_of
+
+    assert structures(tokens_of(r"\left(\begin{array}{cc}\frac{1}{2}&0\\0&1\end{array}\right)")) == [
+        "matrix / array", "fraction"]
+    assert structures(tokens_of(r"f(x)=\begin{cases}1&\text{if }x>0\\0&x\le 0\end{cases}")) == [
+        "multi-line (aligned, cases)", "text"]
+    assert structures(tokens_of(r"\sum_{i}\mathbb{Z}_{i}")) == ["big operator (sum, integral)",
+                                                                "styled letters (cal, bb, frak, bold)"]
+    assert structures(tokens_of(r"\text{kg}")) == []  # a word in \text is \mathrm, no text run
+    assert structures(tokens_of("x+y")) == []
+
+    samples = [Sample("a", r"\begin{pmatrix}a\\b\end{pmatrix}"), Sample("b", r"\begin{bmatrix}1&2\end{bmatrix}"),
+               Sample("c", r"\frac{a}{b}")]
+    rep = report(samples, [r"\begin{pmatrix}a\\b\end{pmatrix}", r"\begin{bmatrix}1&3\end{bmatrix}", r"\frac{a}{b}"],
+                 [0.1, 0.1, 0.1])
+    assert rep["by_structure"]["matrix / array"]["n"] == 2
+    assert rep["by_structure"]["matrix / array"]["exact_match"] == 0.5
+    assert rep["by_structure"]["fraction"]["exact_match"] == 1.0
+    assert "| structure: matrix / array | 2 |" in markdown_table(rep)
