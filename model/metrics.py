@@ -76,25 +76,28 @@ def length_bucket(n_tokens: int) -> str:
 
 
 # Kinds of notation reported apart, so that a weak one shows up (matrices, multi-line blocks...):
-# a formula counts in every kind whose tokens it holds.
-_MATRIX_ENVS = {f"\\begin{{{e}}}" for e in ("matrix", "pmatrix", "bmatrix", "vmatrix", "Vmatrix", "Bmatrix",
-                                            "smallmatrix", "array")}
-_MULTILINE_ENVS = {f"\\begin{{{e}}}" for e in ("aligned", "alignedat", "gathered", "split", "cases", "align",
-                                               "align*", "gather", "gather*", "multline", "eqnarray")}
+# a formula counts in every kind whose tokens it holds (tokens of the normal form, where a word
+# in \text is \mathrm: "text phrases" are runs with spaces or symbols).
+_MATRIX = {f"\\begin{{{e}}}" for e in ("matrix", "pmatrix", "bmatrix", "vmatrix", "Vmatrix", "Bmatrix",
+                                       "smallmatrix", "array")}
+_MULTILINE = {f"\\begin{{{e}}}" for e in ("aligned", "alignedat", "gathered", "split", "cases")}
+_TEXT = {"\\text", "\\textbf", "\\textit", "\\textsf", "\\texttt"}
+_FRACTION = {"\\frac", "\\cfrac"}
+_BIG_OPERATORS = {"\\sum", "\\prod", "\\coprod", "\\int", "\\iint", "\\iiint", "\\oint", "\\bigcup",
+                  "\\bigcap", "\\bigoplus", "\\bigotimes", "\\bigodot", "\\bigvee", "\\bigwedge",
+                  "\\bigsqcup", "\\biguplus"}
+_STYLED = {"\\mathcal", "\\mathbb", "\\mathfrak", "\\mathscr", "\\mathbf", "\\boldsymbol", "\\pmb"}
 STRUCTURES = {
-    "matrix / array": lambda t: not _MATRIX_ENVS.isdisjoint(t),
-    "multi-line (aligned, cases)": lambda t: not _MULTILINE_ENVS.isdisjoint(t),
-    "text": lambda t: "\\text" in t,
-    "fraction": lambda t: "\\frac" in t,
-    "big operator (sum, integral)": lambda t: not {"\\sum", "\\int", "\\prod", "\\iint", "\\oint",
-                                                   "\\bigcup", "\\bigcap"}.isdisjoint(t),
-    "styled letters (cal, bb, frak, bold)": lambda t: not {"\\mathcal", "\\mathbb", "\\mathfrak",
-                                                           "\\mathscr", "\\mathbf", "\\boldsymbol"}.isdisjoint(t),
+    "matrix / array": _MATRIX,
+    "multi-line (aligned, cases)": _MULTILINE,
+    "text phrases": _TEXT,
+    "fraction": _FRACTION,
+    "big operator (sum, integral)": _BIG_OPERATORS,
+    "styled letters (cal, bb, frak, bold)": _STYLED,
 }
 
 
 def structures(tokens: list[str]) -> list[str]:
     """The kinds of notation (keys of ``STRUCTURES``) a formula's canonical tokens hold."""
     held = set(tokens)
-    return [name for name, test in STRUCTURES.items() if test(held)]
-
+    return [name for name, marks in STRUCTURES.items() if not marks.isdisjoint(held)]

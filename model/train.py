@@ -27,6 +27,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from .atomic import atomic_write
 from .average import average_checkpoints
 from .batching import pad_batch
 from .checkpoint import LoadedModel, load_model, save_training_checkpoint
@@ -327,16 +328,36 @@ def close_loader(loader) -> None:
         loader._iterator = None
 
 
-def first_epoch(meta: dict, n_samples: int) -> int:
-    """The epoch a run starts in: the one after its resumed checkpoint's.  Each epoch seeds its
-    own sample order, augmentations and draw of generated formulas, and a session's run ends long
-    before an epoch does, so a run that began at epoch 0 again would see the same samples the same
-    way every session.  A checkpoint saved before epochs were recorded counts the epochs its
-    samples make (rounded up: it has used epoch 0, so it never restarts there)."""
+EPOCHS_FILE = "epochs.json"  # in the data folder: the last epoch any run drew from its shards
+
+
+def first_epoch(meta: dict, n_samples: int, last_drawn: int | None = None) -> int:
+    """The epoch a run starts in: after its resumed checkpoint's, and after every epoch a run
+    already drew from this data folder (``last_drawn``: a run whose checkpoint was not bundled, or
+    one restarted from the same bundle, leaves no other trace).  Each epoch seeds its own sample
+    order, augmentations and draw of generated formulas, and a session's CPU run ends hours before
+    an epoch does, so a run that began at epoch 0 again would see the same samples the same way
+    every session.  A checkpoint saved before epochs were recorded counts the passes over
+    ``n_samples`` its samples make (rounded up: it has used epoch 0, so it never restarts there)."""
     if "epoch" in meta:
-        return int(meta["epoch"]) + 1
-    seen = int(meta.get("samples_seen", 0))
-    return -(-seen // n_samples) if seen > 0 and n_samples > 0 else 0
+        start = int(meta["epoch"]) + 1
+    else:
+        seen = int(meta.get("samples_seen", 0))
+        start = -(-seen // n_samples) if seen > 0 and n_samples > 0 else 0
+    return start if last_drawn is None else max(start, last_drawn + 1)
+
+
+def read_last_drawn(data: Path) -> int | None:
+    """The last epoch a run drew from ``data`` (``EPOCHS_FILE``), None if none is recorded."""
+    try:
+        return int(json.loads((Path(data) / EPOCHS_FILE).read_text())["last_drawn"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def record_drawn(data: Path, epoch: int) -> None:
+    with atomic_write(Path(data) / EPOCHS_FILE) as f:
+        json.dump({"last_drawn": int(epoch)}, f)
 
 
 def _manifest_samples(split_dir: Path) -> int:
@@ -431,7 +452,11 @@ def train(cfg: TrainConfig) -> Path:
         _, _, val_loader = make_loader(data / "val", vocab, mcfg, cfg, Runtime(rt.device), augment=False,
                                        shuffle=False, limit=cfg.eval_samples)
 
-    epoch0 = first_epoch(meta, len(train_ds))
+    epoch0 = first_epoch(meta, len(train_ds), read_last_drawn(Path(cfg.data)))
+    if rt.world > 1:  # every process draws the same batches: rank 0's choice
+        chosen = torch.tensor([epoch0], device=rt.device)
+        dist.broadcast(chosen, 0)
+        epoch0 = int(chosen.item())
     total0 = int(meta.get("total_steps", 0))
     seen0 = int(meta.get("samples_seen", 0))
     hours0 = float(meta.get("train_hours", 0.0))
@@ -458,12 +483,14 @@ def train(cfg: TrainConfig) -> Path:
         return path
 
     start = time.time()
-    step, seen, epoch = 0, 0, epoch0 - 1
+    step, seen, epoch = 0, 0, epoch0 - 1  # epoch: the last one entered (saved in checkpoints)
     window_loss, window_n, window_t = 0.0, 0, time.time()
     bar = tqdm(total=cfg.steps, disable=not rt.main, dynamic_ncols=True, mininterval=5)
     model.train()
     while step < cfg.steps and not stop["now"]:
         epoch += 1
+        if rt.main:
+            record_drawn(Path(cfg.data), epoch)
         if epoch > epoch0 and _manifest_samples(data / "train") > len(train_ds):
             # rendering is still adding shards: train on everything there is now
             close_loader(loader)

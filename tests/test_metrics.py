@@ -127,10 +127,12 @@ def test_reports_score_each_kind_of_notation_apart():
     assert structures(tokens_of(r"\left(\begin{array}{cc}\frac{1}{2}&0\\0&1\end{array}\right)")) == [
         "matrix / array", "fraction"]
     assert structures(tokens_of(r"f(x)=\begin{cases}1&\text{if }x>0\\0&x\le 0\end{cases}")) == [
-        "multi-line (aligned, cases)", "text"]
+        "multi-line (aligned, cases)", "text phrases"]
     assert structures(tokens_of(r"\sum_{i}\mathbb{Z}_{i}")) == ["big operator (sum, integral)",
                                                                 "styled letters (cal, bb, frak, bold)"]
     assert structures(tokens_of(r"\text{kg}")) == []  # a word in \text is \mathrm, no text run
+    assert structures(tokens_of(r"\textbf{two words}+\iiint_{V}\pmb{x}")) == [
+        "text phrases", "big operator (sum, integral)", "styled letters (cal, bb, frak, bold)"]
     assert structures(tokens_of("x+y")) == []
 
     samples = [Sample("a", r"\begin{pmatrix}a\\b\end{pmatrix}"), Sample("b", r"\begin{bmatrix}1&2\end{bmatrix}"),

@@ -193,6 +193,7 @@ def test_the_last_saves_are_kept_and_their_mean_written_at_the_end(data_dir, tmp
     assert (run / "snapshots" / "000007.pt").read_bytes() == (run / "last.pt").read_bytes()
     mean = load_model(run / "average.pt")
     assert mean.meta["averaged_steps"] == [4, 6, 7] and mean.state["step"] == 7
+    assert mean.meta["epoch"] == load_model(run / "last.pt").meta["epoch"]  # the newest save's
     states = [load_model(run / "snapshots" / name).model.state_dict() for name in snaps]
     name = next(n for n, v in states[0].items() if v.is_floating_point() and not torch.equal(v, states[2][n]))
     assert torch.allclose(mean.model.state_dict()[name], sum(s[name] for s in states) / 3, atol=1e-6)
@@ -229,6 +230,7 @@ def test_the_next_run_continues_from_where_the_decay_started(data_dir, tmp_path,
     assert stable.state["step"] == 5 and "stable_step" not in stable.meta  # (5 - 1) / (7 - 1) > 0.5
     last = load_model(first)
     assert last.meta["stable_checkpoint"] == "a/stable.pt" and last.meta["stable_step"] == 5
+    assert stable.meta["epoch"] <= last.meta["epoch"]  # saved on the way: the epoch it was in
     bundle = export_bundle(first, "bundle")
     meta = json.loads((bundle / "meta.json").read_text())
     assert meta["stable_checkpoint"] == "a/stable.pt" and meta["total_steps"] == 7
@@ -236,6 +238,7 @@ def test_the_next_run_continues_from_where_the_decay_started(data_dir, tmp_path,
     second = train(TrainConfig(out="b", steps=3, resume=str(bundle), **common))  # cosine: no stable point
     resumed = load_model(second)
     assert resumed.meta["total_steps"] == 8  # 5 + 3: the decay's 2 steps were a side branch
+    assert resumed.meta["epoch"] > last.meta["epoch"]  # but their epochs are not drawn again
     assert int(resumed.state["optimizer"]["state"][0]["step"]) == 8
     assert "stable_checkpoint" not in resumed.meta  # the resumed run's stable point is not inherited
 
@@ -247,26 +250,40 @@ def test_the_next_run_continues_from_where_the_decay_started(data_dir, tmp_path,
 
 def test_a_resumed_run_goes_on_to_the_next_epoch(data_dir, tmp_path, monkeypatch):
     """Each epoch draws its own order, augmentations and generated formulas, and a session's run
-    ends mid-epoch: a resumed run starts the epoch after its checkpoint's (through a bundle too),
-    so consecutive sessions do not draw epoch 0 again and again."""
+    ends mid-epoch: a resumed run starts the epoch after its checkpoint's (through a bundle too)
+    and after any epoch a run already drew from the data folder (a run that was not bundled, or
+    a restart from the same bundle), so sessions do not draw the same epoch again."""
+    import shutil
+
     from model.export import export_bundle
-    from model.train import first_epoch
+    from model.train import EPOCHS_FILE, first_epoch
 
     monkeypatch.chdir(tmp_path)
-    common = dict(data=str(data_dir), batch_size=4, batch_pixels=10**7, warmup=1, log_every=1,
+    data = tmp_path / "data"
+    shutil.copytree(data_dir, data)
+    (data / EPOCHS_FILE).unlink(missing_ok=True)  # a data folder no run has drawn from
+    common = dict(data=str(data), batch_size=4, batch_pixels=10**7, warmup=1, log_every=1,
                   eval_every=100, eval_samples=4, save_every=100, workers=0, model=TINY, threads=1)
     first = train(TrainConfig(out="a", steps=2, **common))
     assert load_model(first).meta["epoch"] == 0
+    assert json.loads((data / EPOCHS_FILE).read_text()) == {"last_drawn": 0}
     second = train(TrainConfig(out="b", steps=2, resume=str(first), **common))
     assert load_model(second).meta["epoch"] == 1
     bundle = export_bundle(second, "bundle")
     assert json.loads((bundle / "meta.json").read_text())["epoch"] == 1
-    (tmp_path / "b" / "last.pt").unlink()  # the bundle alone: its own meta says where to go on
     third = train(TrainConfig(out="c", steps=2, resume=str(bundle), **common))
     assert load_model(third).meta["epoch"] == 2
+    # the third run was not bundled: resuming the same bundle again must not redraw its epoch
+    fourth = train(TrainConfig(out="d", steps=2, resume=str(bundle), **common))
+    assert load_model(fourth).meta["epoch"] == 3
+    (data / EPOCHS_FILE).unlink()  # another data folder: the checkpoint's own record decides
+    (tmp_path / "b" / "last.pt").unlink()  # and the bundle alone, through its meta.json
+    assert load_model(train(TrainConfig(out="e", steps=2, resume=str(bundle), **common))).meta["epoch"] == 2
 
     # checkpoints from before epochs were recorded: the epochs their samples make, never 0 again
     assert first_epoch({}, 100) == 0
     assert first_epoch({"samples_seen": 200}, 100) == 2
     assert first_epoch({"samples_seen": 201}, 100) == 3
     assert first_epoch({"samples_seen": 10**6, "epoch": 4}, 100) == 5
+    assert first_epoch({"epoch": 4}, 100, last_drawn=7) == 8
+    assert first_epoch({"epoch": 9}, 100, last_drawn=7) == 10
