@@ -355,9 +355,15 @@ def read_last_drawn(data: Path) -> int | None:
         return None
 
 
-def record_drawn(data: Path, epoch: int) -> None:
-    with atomic_write(Path(data) / EPOCHS_FILE) as f:
-        json.dump({"last_drawn": int(epoch)}, f)
+def record_drawn(data: Path, epoch: int) -> bool:
+    """Record ``epoch`` as drawn from ``data``; False where the folder cannot be written (a
+    read-only data folder trains all the same, without the record)."""
+    try:
+        with atomic_write(Path(data) / EPOCHS_FILE) as f:
+            json.dump({"last_drawn": int(epoch)}, f)
+    except OSError:
+        return False
+    return True
 
 
 def _manifest_samples(split_dir: Path) -> int:
@@ -489,8 +495,8 @@ def train(cfg: TrainConfig) -> Path:
     model.train()
     while step < cfg.steps and not stop["now"]:
         epoch += 1
-        if rt.main:
-            record_drawn(Path(cfg.data), epoch)
+        if rt.main and not record_drawn(Path(cfg.data), epoch):
+            tqdm.write(f"note: cannot write {Path(cfg.data) / EPOCHS_FILE}; a later run may draw epoch {epoch} again")
         if epoch > epoch0 and _manifest_samples(data / "train") > len(train_ds):
             # rendering is still adding shards: train on everything there is now
             close_loader(loader)

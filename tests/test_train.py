@@ -287,3 +287,19 @@ def test_a_resumed_run_goes_on_to_the_next_epoch(data_dir, tmp_path, monkeypatch
     assert first_epoch({"samples_seen": 10**6, "epoch": 4}, 100) == 5
     assert first_epoch({"epoch": 4}, 100, last_drawn=7) == 8
     assert first_epoch({"epoch": 9}, 100, last_drawn=7) == 10
+
+
+def test_a_data_folder_that_cannot_be_written_still_trains(data_dir, tmp_path, monkeypatch, capsys):
+    import model.train as train_module
+
+    def refuse(*_args, **_kwargs):
+        raise PermissionError("read-only data folder")
+
+    monkeypatch.setattr(train_module, "atomic_write", refuse)
+    common = dict(data=str(data_dir), batch_size=4, batch_pixels=10**7, warmup=1, log_every=1,
+                  eval_every=100, eval_samples=4, save_every=100, workers=0, model=TINY, threads=1)
+    last = train(TrainConfig(out=str(tmp_path / "a"), steps=2, **common))
+    assert load_model(last).meta["total_steps"] == 2
+    printed = capsys.readouterr()
+    assert "cannot write" in printed.out + printed.err
+
