@@ -27,7 +27,6 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .atomic import atomic_write
 from .average import average_checkpoints
 from .batching import pad_batch
 from .checkpoint import LoadedModel, load_model, save_training_checkpoint
@@ -35,7 +34,7 @@ from .config import ModelConfig
 from .errors import Im2LatexError
 from .export import portable_path
 from .network import Im2LatexModel, count_parameters
-from .vocab import PAD, Vocab
+from .vocab import PAD, Vocab, write_json_atomic
 
 
 @dataclass
@@ -359,8 +358,7 @@ def record_drawn(data: Path, epoch: int) -> bool:
     """Record ``epoch`` as drawn from ``data``; False where the folder cannot be written (a
     read-only data folder trains all the same, without the record)."""
     try:
-        with atomic_write(Path(data) / EPOCHS_FILE) as f:
-            json.dump({"last_drawn": int(epoch)}, f)
+        write_json_atomic(Path(data) / EPOCHS_FILE, {"last_drawn": int(epoch)})
     except OSError:
         return False
     return True
@@ -451,14 +449,15 @@ def train(cfg: TrainConfig) -> Path:
             pass  # a different parameter layout: start the optimizer fresh
     net = torch.nn.parallel.DistributedDataParallel(model) if rt.world > 1 else model
 
-    data = Path(cfg.data) / "shards"
+    data_root = Path(cfg.data)
+    data = data_root / "shards"
     train_ds, sampler, loader = make_loader(data / "train", vocab, mcfg, cfg, rt, augment=True, shuffle=True)
     val_loader = None
     if (data / "val").exists() and rt.main:
         _, _, val_loader = make_loader(data / "val", vocab, mcfg, cfg, Runtime(rt.device), augment=False,
                                        shuffle=False, limit=cfg.eval_samples)
 
-    epoch0 = first_epoch(meta, len(train_ds), read_last_drawn(Path(cfg.data)))
+    epoch0 = first_epoch(meta, len(train_ds), read_last_drawn(data_root))
     if rt.world > 1:  # every process draws the same batches: rank 0's choice
         chosen = torch.tensor([epoch0], device=rt.device)
         dist.broadcast(chosen, 0)
@@ -495,8 +494,8 @@ def train(cfg: TrainConfig) -> Path:
     model.train()
     while step < cfg.steps and not stop["now"]:
         epoch += 1
-        if rt.main and not record_drawn(Path(cfg.data), epoch):
-            tqdm.write(f"note: cannot write {Path(cfg.data) / EPOCHS_FILE}; a later run may draw epoch {epoch} again")
+        if rt.main and not record_drawn(data_root, epoch):
+            tqdm.write(f"note: cannot write {data_root / EPOCHS_FILE}; a later run may draw epoch {epoch} again")
         if epoch > epoch0 and _manifest_samples(data / "train") > len(train_ds):
             # rendering is still adding shards: train on everything there is now
             close_loader(loader)

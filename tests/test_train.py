@@ -295,7 +295,7 @@ def test_a_data_folder_that_cannot_be_written_still_trains(data_dir, tmp_path, m
     def refuse(*_args, **_kwargs):
         raise PermissionError("read-only data folder")
 
-    monkeypatch.setattr(train_module, "atomic_write", refuse)
+    monkeypatch.setattr(train_module, "write_json_atomic", refuse)
     common = dict(data=str(data_dir), batch_size=4, batch_pixels=10**7, warmup=1, log_every=1,
                   eval_every=100, eval_samples=4, save_every=100, workers=0, model=TINY, threads=1)
     last = train(TrainConfig(out=str(tmp_path / "a"), steps=2, **common))
