@@ -59,6 +59,10 @@ class TrainConfig:
     # at most this share of an epoch is grammar-generated formulas (they are 40 % of the corpus,
     # none of validation, test or real snips); 1 = as rendered
     generated_share: float = 1.0
+    # kinds of notation (keys of model.metrics.STRUCTURES) drawn more often than once an epoch,
+    # each copy augmented anew: the weak, rare kinds (matrices are 5 % of the corpus, multi-line
+    # blocks 3 %); a formula of several kinds takes the largest weight
+    kind_weights: dict = field(default_factory=dict)
     clip: float = 1.0
     log_every: int = 25
     eval_every: int = 500
@@ -278,8 +282,12 @@ def make_loader(split_dir: Path, vocab: Vocab, mcfg: ModelConfig, cfg: TrainConf
     widths, heights = dataset.widths, dataset.heights
     if limit is not None:
         widths, heights = widths[:limit], heights[:limit]
-    keep = generated_keep(dataset.reader.latex[:len(widths)], Path(cfg.data) / "corpus" / "train.jsonl",
-                          cfg.generated_share, announce=rt.main) if augment else None
+    keep = None
+    if augment:
+        latex = dataset.reader.latex[:len(widths)]
+        keep = combine_weights(generated_keep(latex, Path(cfg.data) / "corpus" / "train.jsonl",
+                                              cfg.generated_share, announce=rt.main),
+                               kind_weights(latex, cfg.kind_weights, announce=rt.main))
     sampler = BucketBatchSampler(widths, batch_size=cfg.batch_size, max_pixels=cfg.batch_pixels,
                                  heights=heights, shuffle=shuffle, seed=cfg.seed, rank=rt.rank, world=rt.world,
                                  keep=keep)
@@ -315,6 +323,40 @@ def generated_keep(latex: Sequence[str], corpus_file: Path, share: float, announ
         print(f"generated formulas: {n_gen} of {len(latex)} samples, each in an epoch with chance "
               f"{chance:.2f} (share {share:.0%})", flush=True)
     return np.where(is_generated, chance, 1.0)
+
+
+def kind_weights(latex: Sequence[str], weights: dict, announce: bool = False) -> np.ndarray | None:
+    """Expected appearances per epoch of each sample from the kinds of notation it holds (the
+    largest weight of its kinds; 1 for none).  Shards hold the corpus's canonical LaTeX, so its
+    tokens are the normal form's."""
+    from .metrics import STRUCTURES, structures
+    from .tokenizer import tokenize
+
+    unknown = set(weights) - set(STRUCTURES)
+    if unknown:
+        raise SystemExit(f"kind_weights: unknown kinds {sorted(unknown)}; known: {sorted(STRUCTURES)}")
+    if any(not (isinstance(w, (int, float)) and 0 <= w <= 10) for w in weights.values()):
+        raise SystemExit("kind_weights: each weight must be a number from 0 to 10")
+    if not weights:
+        return None
+    out = np.ones(len(latex), dtype=np.float64)
+    counts = dict.fromkeys(weights, 0)
+    for i, text in enumerate(latex):
+        kinds = [k for k in structures(tokenize(text)) if k in weights]
+        if kinds:
+            out[i] = max(weights[k] for k in kinds)
+            for k in kinds:
+                counts[k] += 1
+    if announce:
+        print("kind weights: " + ", ".join(f"{k} x{weights[k]:g} ({counts[k]} samples)" for k in weights)
+              + f"; an epoch holds {out.sum() / len(out):.2f}x the samples", flush=True)
+    return out
+
+
+def combine_weights(*weights: np.ndarray | None) -> np.ndarray | None:
+    """The product of per-sample weights (None: 1 for all)."""
+    given = [w for w in weights if w is not None]
+    return np.prod(given, axis=0) if given else None
 
 
 def close_loader(loader) -> None:

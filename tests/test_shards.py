@@ -314,6 +314,25 @@ def test_sampler_keeps_each_sample_with_its_chance_anew_every_epoch():
         BucketBatchSampler(widths, batch_size=16, keep=keep[:10])
 
 
+def test_sampler_repeats_a_rare_kind_with_its_own_augmentation_per_copy(shard_split, vocab):
+    widths = np.full(2000, 64)
+    keep = np.where(np.arange(2000) < 100, 2.5, 1.0)  # the first 100 are a rare kind, weighted 2.5
+    sampler = BucketBatchSampler(widths, batch_size=16, seed=3, keep=keep)
+    keys = [k for b in sampler for k in b]
+    counts = np.bincount([k[0] for k in keys], minlength=2000)
+    assert (counts[100:] == 1).all()
+    assert set(counts[:100]) <= {2, 3} and 220 <= counts[:100].sum() <= 280
+    assert len(set(keys)) == len(keys)  # each copy has its own key ...
+    assert {k[2] for k in keys if len(k) == 3} == {1, 2} and all(k[1] == 0 for k in keys)
+    with pytest.raises(ValueError):
+        BucketBatchSampler(widths, batch_size=16, keep=np.full(2000, -1.0))
+    # ... and so its own augmentation; the first copy looks as an unrepeated sample does
+    dataset = FormulaDataset(shard_split, vocab, InputSpec(), augment=True, seed=5)
+    first, again, copy = dataset[(0, 0)][0], dataset[(0, 0, 0)][0], dataset[(0, 0, 1)][0]
+    assert np.array_equal(first, again)
+    assert first.shape != copy.shape or not np.array_equal(first, copy)
+
+
 def test_dataloader_with_persistent_workers_gives_bucketed_tensors(shard_split, vocab):
     spec = InputSpec()
     dataset = FormulaDataset(shard_split, vocab, spec, augment=True, seed=5)

@@ -4,12 +4,13 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from model.checkpoint import load_model
 from model.tokenizer import normalize
-from model.train import TrainConfig, generated_keep, lr_at, train
+from model.train import TrainConfig, combine_weights, generated_keep, kind_weights, lr_at, train
 from model.vocab import Vocab
 from tiny_model import TINY_FORMULAS, TINY_TRAIN_MODEL as TINY, write_tiny_shards
 
@@ -86,6 +87,21 @@ def test_generated_formulas_are_capped_to_their_share(tmp_path):
     assert generated_keep(latex, corpus, 1.0) is None  # no cap
     assert generated_keep(latex, corpus, 0.7) is None  # already under it
     assert generated_keep(latex, tmp_path / "missing.jsonl", 0.2) is None
+
+
+def test_rare_kinds_of_notation_are_weighted_up_by_their_largest_weight():
+    latex = [r"x^{2}", r"\begin{pmatrix}a&b\\c&d\end{pmatrix}",
+             r"\begin{cases}\begin{matrix}1\end{matrix}&x\\0&y\end{cases}", r"\text{if }x>0"]
+    weights = {"matrix / array": 2.0, "multi-line (aligned, cases)": 3.0, "text phrases": 1.5}
+    assert kind_weights(latex, weights).tolist() == [1.0, 2.0, 3.0, 1.5]
+    assert kind_weights(latex, {}) is None
+    with pytest.raises(SystemExit, match="unknown kinds"):
+        kind_weights(latex, {"matrices": 2.0})
+    with pytest.raises(SystemExit, match="from 0 to 10"):
+        kind_weights(latex, {"text phrases": -1})
+    # with the generated-formula cap: the product; neither: no weights at all
+    assert combine_weights(np.array([0.5, 1, 1, 1]), kind_weights(latex, weights)).tolist() == [0.5, 2, 3, 1.5]
+    assert combine_weights(None, None) is None
 
 
 def test_schedule_warms_up_then_decays():

@@ -551,11 +551,11 @@ def reindex_sizes(split_dir: str | Path, spec=None, progress: bool = False) -> t
 # ---------------------------------------------------------------- training
 
 
-def item_rng(seed: int, epoch: int, index: int, attempt: int = 0) -> np.random.Generator:
-    """The random stream of one sample in one epoch (and one retry of its augmentation):
-    reproducible, independent of workers."""
-    key = [int(seed), int(epoch), int(index)] + ([int(attempt)] if attempt else [])
-    return np.random.default_rng(np.random.SeedSequence(key))
+def item_rng(seed: int, epoch: int, index: int, attempt: int = 0, copy: int = 0) -> np.random.Generator:
+    """The random stream of one sample in one epoch (one retry of its augmentation, one extra
+    copy when the sampler repeats it): reproducible, independent of workers."""
+    key = [int(seed), int(epoch), int(index)] + ([int(attempt)] if attempt or copy else [])
+    return np.random.default_rng(np.random.SeedSequence(key + ([int(copy)] if copy else [])))
 
 
 # An augmented snip is used only when preprocessing gives it about the clean render's input size
@@ -576,9 +576,10 @@ def size_matches(shape: tuple[int, ...], clean: tuple[int, int], grid: int) -> b
 class FormulaDataset:
     """(model input, token ids) pairs from a shard split, optionally augmented toward screens.
 
-    An item is looked up by index, or by ``(index, epoch)`` as ``BucketBatchSampler`` yields,
-    which keeps augmentation varying per epoch even in persistent DataLoader workers (they
-    never see ``set_epoch`` calls made in the main process).
+    An item is looked up by index, or by ``(index, epoch)`` / ``(index, epoch, copy)`` as
+    ``BucketBatchSampler`` yields, which keeps augmentation varying per epoch (and per copy of a
+    repeated sample) even in persistent DataLoader workers (they never see ``set_epoch`` calls
+    made in the main process).
     """
 
     def __init__(self, shard_dir: str | Path, vocab, spec, augment: bool = False, seed: int = 0) -> None:
@@ -608,19 +609,20 @@ class FormulaDataset:
 
         return self.vocab.encode(normalize(self.reader.latex[i]))
 
-    def __getitem__(self, key: int | tuple[int, int]) -> tuple[np.ndarray, list[int]]:
+    def __getitem__(self, key: int | tuple[int, ...]) -> tuple[np.ndarray, list[int]]:
         from ..preprocess import preprocess
 
-        index, epoch = (int(key[0]), int(key[1])) if isinstance(key, tuple) else (int(key), self.epoch)
+        index, epoch, copy = (int(key[0]), int(key[1]), int(key[2]) if len(key) > 2 else 0) \
+            if isinstance(key, tuple) else (int(key), self.epoch, 0)
         if index < 0:
             index += len(self)
         image = self.reader.read_image(index)
-        array = self._augmented(image, index, epoch) if self.augment else None
+        array = self._augmented(image, index, epoch, copy) if self.augment else None
         if array is None:
             array = preprocess(image, self.spec)
         return array, self.tokens(index)
 
-    def _augmented(self, image: Image.Image, index: int, epoch: int) -> np.ndarray | None:
+    def _augmented(self, image: Image.Image, index: int, epoch: int, copy: int = 0) -> np.ndarray | None:
         """The model input of an augmented snip whose size matches the clean input's (up to
         ``AUGMENT_ATTEMPTS`` draws), else None: the clean render is used instead."""
         from ..preprocess import preprocess
@@ -629,7 +631,7 @@ class FormulaDataset:
         clean = (int(self.heights[index]), int(self.widths[index]))
         for attempt in range(AUGMENT_ATTEMPTS):
             try:
-                array = preprocess(augment(image, item_rng(self.seed, epoch, index, attempt)), self.spec)
+                array = preprocess(augment(image, item_rng(self.seed, epoch, index, attempt, copy)), self.spec)
             except BlankImageError:
                 continue  # an augmentation too faint to read
             if size_matches(array.shape, clean, self.spec.grid):
@@ -645,8 +647,11 @@ class BucketBatchSampler:
     little seeded jitter, cutting into batches, then shuffling the batch order gives different
     batches every epoch, reproducible for (seed, epoch).  With ``world`` > 1 each rank takes
     every world-th batch of the same list (equal counts for DDP).  ``keep`` gives each sample
-    a chance to be in an epoch (a seeded draw per epoch, the same on every rank), so that a
-    plentiful kind of sample can take a smaller share.  Yields lists of ``(index, epoch)`` keys
+    its expected number of appearances in an epoch: under 1 a chance to be in it, so that a
+    plentiful kind of sample can take a smaller share; above 1 extra copies (``int(keep)`` of
+    them, and one more with chance ``keep % 1``), so that a rare kind takes a larger one.  The
+    draws are seeded per epoch, the same on every rank.  Yields lists of ``(index, epoch)``
+    keys, ``(index, epoch, copy)`` for a repeat, so that each copy is augmented differently
     (``with_epoch=False``: plain indices).
     """
 
@@ -672,33 +677,45 @@ class BucketBatchSampler:
         self.rank, self.world = int(rank), max(1, int(world))
         self.drop_last = drop_last
         self.with_epoch = with_epoch
-        # chance of each sample to be in an epoch (None: all are); drawn again every epoch
+        # expected appearances of each sample in an epoch (None: once each); drawn every epoch
         self.keep = None if keep is None else np.asarray(keep, dtype=np.float64)
         if self.keep is not None and self.keep.shape != self.widths.shape:
             raise ValueError("keep and widths must have the same length")
+        if self.keep is not None and not (np.isfinite(self.keep).all() and (self.keep >= 0).all()):
+            raise ValueError("keep must hold finite numbers >= 0")
         self.epoch = 0
         self._cache: tuple[int, list[list[int]]] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
-    def _batches(self) -> list[list[int]]:
+    def _copies(self) -> np.ndarray:
+        """How many times each sample appears in this epoch (``keep``'s seeded draw)."""
+        n = len(self.widths)
+        if self.keep is None:
+            return np.ones(n, dtype=np.int64)
+        drawn = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, 104729])).random(n)
+        whole = np.floor(self.keep)
+        return (whole + (drawn < self.keep - whole)).astype(np.int64)
+
+    def _batches(self) -> list[list[tuple[int, int]]]:
+        """This epoch's batches of (index, copy) pairs."""
         if self._cache is not None and self._cache[0] == self.epoch:
             return self._cache[1]
-        n = len(self.widths)
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, 7919]))
+        copies = self._copies()
+        index = np.repeat(np.arange(len(self.widths)), copies)
+        copy = np.arange(len(index)) - np.repeat(np.cumsum(copies) - copies, copies)
+        widths, heights = self.widths[index], self.heights[index]
         # jitter of up to one grid cell mixes equal-width neighbours differently each epoch
-        keys = self.widths + rng.uniform(0, 16, n) if self.shuffle else self.widths
+        keys = widths + rng.uniform(0, 16, len(index)) if self.shuffle else widths
         # heights first: one tall formula in a batch of one-line ones would pad them all to its
         # height (measured: batches padded to 112-176 px where most inputs are 32 px tall)
-        order = np.lexsort((keys, self.heights))
-        if self.keep is not None:
-            drawn = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, 104729])).random(n)
-            order = order[(drawn < self.keep)[order]]
-        batches: list[list[int]] = []
-        current: list[int] = []
+        order = np.lexsort((keys, heights))
+        batches: list[list[tuple[int, int]]] = []
+        current: list[tuple[int, int]] = []
         max_w = max_h = 0
-        for i in order.tolist():
+        for i, c in zip(index[order].tolist(), copy[order].tolist()):
             w, h = int(self.widths[i]), int(self.heights[i])
             new_w, new_h = max(max_w, w), max(max_h, h)
             full = (self.batch_size is not None and len(current) >= self.batch_size) or (
@@ -706,7 +723,7 @@ class BucketBatchSampler:
             if full:
                 batches.append(current)
                 current, new_w, new_h = [], w, h
-            current.append(i)
+            current.append((i, c))
             max_w, max_h = new_w, new_h
         if current and not (self.drop_last and self.batch_size is not None and len(current) < self.batch_size):
             batches.append(current)
@@ -724,4 +741,7 @@ class BucketBatchSampler:
     def __iter__(self):
         epoch = self.epoch
         for batch in self._batches():
-            yield [(i, epoch) for i in batch] if self.with_epoch else list(batch)
+            if self.with_epoch:
+                yield [(i, epoch, c) if c else (i, epoch) for i, c in batch]
+            else:
+                yield [i for i, _ in batch]
