@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from model.config import InputSpec
-from model.data.augment import GLYPH_RANGE, MIN_CONTRAST, SCREEN_THEMES, _luma, augment, median_glyph_height
+from model.data.augment import GLYPH_RANGE, MIN_CONTRAST, SMALL_GLYPH, SCREEN_THEMES, _luma, augment, median_glyph_height
 from model.data.render_mathtext import render_mathtext
 from model.preprocess import estimate_glyph_height, ink_map, preprocess
 
@@ -61,6 +61,8 @@ def test_glyphs_land_at_screen_sizes(renders):
     low, high = GLYPH_RANGE
     assert np.percentile(heights, 5) < low * 1.6 and np.percentile(heights, 95) > high * 0.6
     assert heights.min() > low * 0.5 and heights.max() < high * 1.6
+    # most draws are small glyphs, where reading is hard (log-uniform over the range: 36 %)
+    assert (heights < SMALL_GLYPH).mean() > 0.45
 
 
 def test_label_stays_valid_no_ink_lost_and_shape_kept(renders):
