@@ -46,11 +46,13 @@ data-web: install
 
 # A session's start on a fresh clone, before make train-bg (about 12 minutes on 2 cores): the
 # corpus with the bundled vocabulary, validation and test, and one slice of training formulas,
-# SLICE formulas from SLICE_START with pdflatex and WEB more after them with KaTeX.  Pick a slice
+# SLICE formulas from SLICE_START with pdflatex and WEB more with KaTeX from WEB_START (default:
+# right after the slice).  Pick a slice
 # the bundle has seen least (MODEL_CARD.md lists the slices each session rendered).
 SLICE_START ?= 281000
 SLICE ?= 8000
 WEB ?= 8000
+WEB_START ?= $(shell echo $$(($(SLICE_START) + $(SLICE))))
 data-slice: install
 	test -f $(DATA)/corpus/train.jsonl || $(BIN)/im2latex data corpus --out $(DATA)/corpus --vocab $(MODEL)/vocab.json
 	$(BIN)/im2latex data render --corpus $(DATA)/corpus --out $(DATA)/shards --split val --workers 2 --quiet
@@ -60,7 +62,7 @@ data-slice: install
 	cd model/data/web && { [ node_modules/.package-lock.json -nt package-lock.json ] || \
 		PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund; }
 	$(BIN)/im2latex data render --corpus $(DATA)/corpus --out $(DATA)/shards --split train --renderer katex \
-		--start $$(($(SLICE_START) + $(SLICE))) --limit $(WEB) --workers 1 --batch-size 500 --quiet
+		--start $(WEB_START) --limit $(WEB) --workers 1 --batch-size 500 --quiet
 
 train: install
 	$(BIN)/im2latex train --config train.json --data $(DATA) --out $(RUN) --resume $(MODEL) --max-minutes $(MINUTES)
