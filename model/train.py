@@ -349,7 +349,7 @@ def kind_weights(latex: Sequence[str], weights: dict, announce: bool = False) ->
                 counts[k] += 1
     if announce:
         print("kind weights: " + ", ".join(f"{k} x{weights[k]:g} ({counts[k]} samples)" for k in weights)
-              + f"; an epoch holds {out.sum() / len(out):.2f}x the samples", flush=True)
+              + f"; an epoch holds {out.sum() / len(out):.2f}x the samples it would unweighted", flush=True)
     return out
 
 

@@ -684,7 +684,7 @@ class BucketBatchSampler:
         if self.keep is not None and not (np.isfinite(self.keep).all() and (self.keep >= 0).all()):
             raise ValueError("keep must hold finite numbers >= 0")
         self.epoch = 0
-        self._cache: tuple[int, list[list[int]]] | None = None
+        self._cache: tuple[int, list[list[tuple[int, int]]]] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
