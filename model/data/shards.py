@@ -554,8 +554,10 @@ def reindex_sizes(split_dir: str | Path, spec=None, progress: bool = False) -> t
 def item_rng(seed: int, epoch: int, index: int, attempt: int = 0, copy: int = 0) -> np.random.Generator:
     """The random stream of one sample in one epoch (one retry of its augmentation, one extra
     copy when the sampler repeats it): reproducible, independent of workers."""
-    key = [int(seed), int(epoch), int(index)] + ([int(attempt)] if attempt or copy else [])
-    return np.random.default_rng(np.random.SeedSequence(key + ([int(copy)] if copy else [])))
+    key = [int(seed), int(epoch), int(index), int(attempt), int(copy)]
+    while len(key) > 3 and key[-1] == 0:
+        key.pop()  # trailing zeros left out: a first draw's stream is what it was before retries and copies
+    return np.random.default_rng(np.random.SeedSequence(key))
 
 
 # An augmented snip is used only when preprocessing gives it about the clean render's input size
@@ -612,8 +614,10 @@ class FormulaDataset:
     def __getitem__(self, key: int | tuple[int, ...]) -> tuple[np.ndarray, list[int]]:
         from ..preprocess import preprocess
 
-        index, epoch, copy = (int(key[0]), int(key[1]), int(key[2]) if len(key) > 2 else 0) \
-            if isinstance(key, tuple) else (int(key), self.epoch, 0)
+        if isinstance(key, tuple):
+            index, epoch, copy = int(key[0]), int(key[1]), int(key[2]) if len(key) > 2 else 0
+        else:
+            index, epoch, copy = int(key), self.epoch, 0
         if index < 0:
             index += len(self)
         image = self.reader.read_image(index)
@@ -705,6 +709,7 @@ class BucketBatchSampler:
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, 7919]))
         copies = self._copies()
         index = np.repeat(np.arange(len(self.widths)), copies)
+        # each entry's place among its sample's copies: 0, 1, ... (its position minus where its run starts)
         copy = np.arange(len(index)) - np.repeat(np.cumsum(copies) - copies, copies)
         widths, heights = self.widths[index], self.heights[index]
         # jitter of up to one grid cell mixes equal-width neighbours differently each epoch
