@@ -64,15 +64,19 @@ def score(references: Iterable[str], predictions: Iterable[str]) -> Scores:
     return score_tokens([tokens_of(r) for r in references], [tokens_of(p) for p in predictions])
 
 
+LENGTH_BUCKETS = ("short (<10)", "medium (10-40)", "long (41-150)", "very long (>150)")
+
+
 def length_bucket(n_tokens: int) -> str:
     """The length groups reported everywhere (short / medium / long formulas)."""
+    short, medium, long, very_long = LENGTH_BUCKETS
     if n_tokens < 10:
-        return "short (<10)"
+        return short
     if n_tokens <= 40:
-        return "medium (10-40)"
+        return medium
     if n_tokens <= 150:
-        return "long (41-150)"
-    return "very long (>150)"
+        return long
+    return very_long
 
 
 # Kinds of notation reported apart, so that a weak one shows up (matrices, multi-line blocks...):

@@ -338,7 +338,7 @@ def _normalize_one(nodes: list[Node], i: int) -> tuple[list[Node], int]:
     if tok in ("\\left", "\\right", "\\big", "\\Big", "\\bigg", "\\Bigg"):
         if i + 1 < len(nodes) and isinstance(nodes[i + 1], str):
             delim = SYNONYMS.get(nodes[i + 1], nodes[i + 1])
-            return [tok, delim], i + 2
+            return [tok, _ANGLE_DELIMITERS.get(delim, delim)], i + 2
         return [tok], i + 1
     if tok in _COLUMN_SPEC_ENVS and i + 1 < len(nodes) and isinstance(nodes[i + 1], Group):
         return [tok, Group(_normalize_text(nodes[i + 1].children))], i + 2
@@ -362,6 +362,8 @@ def _normalize_one(nodes: list[Node], i: int) -> tuple[list[Node], int]:
             else:
                 arg, j = _take_argument(nodes, j)
             out.append(arg)
+        if tok == "\\text" and _is_number(out[1]):
+            return list(out[1].children), j  # \text{2.5} draws the digits math draws
         if tok in TEXT_TO_MATH and _is_word(out[1]):
             out = [TEXT_TO_MATH[tok], out[1]]  # \text{kg} and \mathrm{kg} look the same: one spelling
         if tok in ("\\operatorname", "\\operatorname*") and isinstance(out[1], Group):
@@ -386,6 +388,17 @@ def _is_word(node: Node) -> bool:
             and all(isinstance(c, str) and len(c) == 1 and c.isascii() and c.isalpha() for c in node.children))
 
 
+# As a delimiter after \left, \right or \big, < and > are TeX's angle brackets.
+_ANGLE_DELIMITERS = {"<": "\\langle", ">": "\\rangle"}
+
+
+def _is_number(node: Node) -> bool:
+    """A group of digits and points only: upright roman in text and in math alike (a comma or
+    other punctuation is spaced differently in math, so it stays in its \\text)."""
+    return (isinstance(node, Group) and bool(node.children)
+            and all(isinstance(c, str) and len(c) == 1 and c in "0123456789." for c in node.children))
+
+
 def _drop_final_row_breaks(nodes: list[Node]) -> list[Node]:
     """A \\\\ just before \\end{...} starts no row (LaTeX and KaTeX draw nothing for it)."""
     return [n for k, n in enumerate(nodes)
@@ -394,15 +407,25 @@ def _drop_final_row_breaks(nodes: list[Node]) -> list[Node]:
 
 
 def _reorder_scripts(nodes: list[Node]) -> list[Node]:
-    """Put a subscript before a superscript on the same base: x^{a}_{b} is x_{b}^{a}."""
+    """Put a subscript before a superscript or prime on the same base: x^{a}_{b} is x_{b}^{a},
+    and x'_{b} is x_{b}' (TeX reads ' as a superscript \\prime: both stack the same two scripts)."""
     out = list(nodes)
     k = 0
-    while k + 3 < len(out):
-        if out[k] == "^" and out[k + 2] == "_" and (k + 4 >= len(out) or out[k + 4] not in ("^", "_")):
+    while k < len(out):
+        if (out[k] == "^" and k + 3 < len(out) and out[k + 2] == "_"
+                and (k + 4 >= len(out) or out[k + 4] not in ("^", "_"))):
             out[k:k + 4] = [out[k + 2], out[k + 3], out[k], out[k + 1]]
             k += 4
+            continue
+        primes = 0
+        while k > 0 and k + primes < len(out) and out[k + primes] == "'":
+            primes += 1
+        j = k + primes  # the subscript after the primes, if any
+        if primes and j + 1 < len(out) and out[j] == "_" and (j + 2 >= len(out) or out[j + 2] not in ("^", "_", "'")):
+            out[k:j + 2] = [out[j], out[j + 1], *["'"] * primes]
+            k = j + 2
         else:
-            k += 1
+            k += max(primes, 1)
     return out
 
 

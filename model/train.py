@@ -59,9 +59,10 @@ class TrainConfig:
     # at most this share of an epoch is grammar-generated formulas (they are 40 % of the corpus,
     # none of validation, test or real snips); 1 = as rendered
     generated_share: float = 1.0
-    # kinds of notation (keys of model.metrics.STRUCTURES) drawn more often than once an epoch,
-    # each copy augmented anew: the weak, rare kinds (matrices are 5 % of the corpus, multi-line
-    # blocks 3 %); a formula of several kinds takes the largest weight
+    # kinds of notation (keys of model.metrics.STRUCTURES) or length groups (LENGTH_BUCKETS) drawn
+    # more often than once an epoch, each copy augmented anew: the weak, rare kinds (matrices are
+    # 5 % of the corpus, multi-line blocks 3 %) and long formulas; a formula of several kinds takes
+    # the largest weight
     kind_weights: dict = field(default_factory=dict)
     clip: float = 1.0
     log_every: int = 25
@@ -326,15 +327,16 @@ def generated_keep(latex: Sequence[str], corpus_file: Path, share: float, announ
 
 
 def kind_weights(latex: Sequence[str], weights: dict, announce: bool = False) -> np.ndarray | None:
-    """Expected appearances per epoch of each sample from the kinds of notation it holds (the
-    largest weight of its kinds; 1 for none).  Shards hold the corpus's canonical LaTeX, so its
-    tokens are the normal form's."""
-    from .metrics import STRUCTURES, structures
+    """Expected appearances per epoch of each sample from the kinds of notation it holds and its
+    length group (the largest weight of these; 1 for none).  Shards hold the corpus's canonical
+    LaTeX, so its tokens are the normal form's."""
+    from .metrics import LENGTH_BUCKETS, STRUCTURES, length_bucket, structures
     from .tokenizer import tokenize
 
-    unknown = set(weights) - set(STRUCTURES)
+    known = [*STRUCTURES, *LENGTH_BUCKETS]
+    unknown = set(weights) - set(known)
     if unknown:
-        raise SystemExit(f"kind_weights: unknown kinds {sorted(unknown)}; known: {sorted(STRUCTURES)}")
+        raise SystemExit(f"kind_weights: unknown kinds {sorted(unknown)}; known: {known}")
     if any(not (isinstance(w, (int, float)) and 0 <= w <= 10) for w in weights.values()):
         raise SystemExit("kind_weights: each weight must be a number from 0 to 10")
     if not weights:
@@ -342,7 +344,8 @@ def kind_weights(latex: Sequence[str], weights: dict, announce: bool = False) ->
     out = np.ones(len(latex), dtype=np.float64)
     counts = dict.fromkeys(weights, 0)
     for i, text in enumerate(latex):
-        kinds = [k for k in structures(tokenize(text)) if k in weights]
+        tokens = tokenize(text)
+        kinds = [k for k in [*structures(tokens), length_bucket(len(tokens))] if k in weights]
         if kinds:
             out[i] = max(weights[k] for k in kinds)
             for k in kinds:

@@ -45,7 +45,22 @@ SAME = [
     (r"\left\{ i \mid x \in Z_{i} \right\}", r"\{i\mid x\in Z_{i}\}"),
     (r"\left(\left(a+b\right)c\right)", r"((a+b)c)"),
     (r"\left\langle\mathbf{v},w\right]", r"\langle\mathbf{v},w]"),
+    # spellings that draw the same pixels (found by rendering the test split's misreadings)
+    (r"e'_{1}", r"e_{1}'"),          # the prime is a superscript: both stack the same scripts
+    (r"X''_{i}\to X", r"X_{i}''\to X"),
+    (r"\ell_{\text{0}}", r"\ell_{0}"),  # digits and points in \text are math's digits
+    (r"a_{n}=2.5\text{.}", r"a_{n}=2.5."),
+    (r"\left<v\right>", r"\langle v\rangle"),  # < and > as delimiters are angle brackets
 ]
+
+
+@pytest.mark.parametrize("latex, kept", [
+    (r"\text{1,2}", r"\text{1,2}"),   # a comma in math gets a space after it
+    (r"x'_{i}^{2}", r"x'_{i}^{2}"),     # a prime with a superscript too stays where it is
+    (r"a<b>c", r"a<b>c"),               # relations, not delimiters
+])
+def test_spellings_that_draw_differently_stay(latex, kept):
+    assert canonical(latex) == kept
 
 
 @pytest.mark.parametrize("latex", [

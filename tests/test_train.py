@@ -104,6 +104,14 @@ def test_rare_kinds_of_notation_are_weighted_up_by_their_largest_weight():
     assert combine_weights(None, None) is None
 
 
+def test_long_formulas_are_weighted_by_their_length_group():
+    long = " + ".join(f"x_{{{i}}}" for i in range(12))  # 12 * 4 - 1 = 47 tokens
+    matrix_long = r"\begin{matrix}" + long + r"\end{matrix}"
+    weights = {"long (41-150)": 1.5, "matrix / array": 2.0}
+    assert kind_weights(["x", long, matrix_long], weights).tolist() == [1.0, 1.5, 2.0]
+    assert kind_weights(["x", long], {"medium (10-40)": 3.0}).tolist() == [1.0, 1.0]
+
+
 def test_schedule_warms_up_then_decays():
     cfg = TrainConfig(steps=100, warmup=10, lr=1.0, min_lr_ratio=0.1)
     assert lr_at(0, cfg) == pytest.approx(0.1)
