@@ -406,6 +406,24 @@ def _drop_final_row_breaks(nodes: list[Node]) -> list[Node]:
                     and nodes[k + 1].startswith("\\end{"))]
 
 
+def _drop_trailing_empty_cells(nodes: list[Node]) -> list[Node]:
+    """Empty cells at the end of a row draw nothing: a & b & & \\\\ is a & b \\\\ (not where
+    the column specification may draw rules, as in array)."""
+    out: list[Node] = []
+    envs: list[str] = []
+    for node in nodes:
+        if isinstance(node, str) and node.startswith("\\begin{"):
+            envs.append(node)
+        ends_row = isinstance(node, str) and (node == "\\\\" or node.startswith("\\end{"))
+        if ends_row and envs and envs[-1] not in _COLUMN_SPEC_ENVS:
+            while out and out[-1] == "&":
+                out.pop()
+        if isinstance(node, str) and node.startswith("\\end{") and envs:
+            envs.pop()
+        out.append(node)
+    return out
+
+
 def _reorder_scripts(nodes: list[Node]) -> list[Node]:
     """Put a subscript before a superscript or prime on the same base: x^{a}_{b} is x_{b}^{a},
     and x'_{b} is x_{b}' (TeX reads ' as a superscript \\prime: both stack the same two scripts)."""
@@ -478,7 +496,7 @@ def _normalize(nodes: list[Node]) -> list[Node]:
     while i < len(nodes):
         produced, i = _normalize_one(nodes, i)
         out.extend(produced)
-    return _plain_delimiters(_reorder_scripts(_drop_final_row_breaks(out)))
+    return _plain_delimiters(_reorder_scripts(_drop_trailing_empty_cells(_drop_final_row_breaks(out))))
 
 
 def normalize_tokens(tokens: list[str]) -> list[str]:

@@ -51,6 +51,7 @@ SAME = [
     (r"\ell_{\text{0}}", r"\ell_{0}"),  # digits and points in \text are math's digits
     (r"a_{n}=2.5\text{.}", r"a_{n}=2.5."),
     (r"\left<v\right>", r"\langle v\rangle"),  # < and > as delimiters are angle brackets
+    (r"\begin{aligned}a&=b&&\\&=c&&\end{aligned}", r"\begin{aligned}a&=b\\&=c\end{aligned}"),  # empty cells at a row's end
 ]
 
 
@@ -58,6 +59,7 @@ SAME = [
     (r"\text{1,2}", r"\text{1,2}"),   # a comma in math gets a space after it
     (r"x'_{i}^{2}", r"x'_{i}^{2}"),     # a prime with a superscript too stays where it is
     (r"a<b>c", r"a<b>c"),               # relations, not delimiters
+    (r"\begin{array}{c|c}a&\\b&c\end{array}", r"\begin{array}{c|c}a &  \\ b & c\end{array}"),  # the rule is drawn
 ])
 def test_spellings_that_draw_differently_stay(latex, kept):
     assert canonical(latex) == kept
