@@ -11,7 +11,7 @@ MODEL ?= resources/model
 # a training run's time box: its learning rate decays over the end of it (train.json decay_share)
 MINUTES ?= 110
 
-.PHONY: run test install tex system-deps data data-web data-slice train train-bg train-stop promote gpu-pack eval bench clean
+.PHONY: run test install tex system-deps data data-web data-screen data-slice train train-bg train-stop promote gpu-pack eval bench clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,7 +35,15 @@ system-deps:
 # Build the corpus and render every split (at least 200k training samples).
 data: install
 	$(BIN)/im2latex data build --out $(DATA)
-	$(MAKE) data-web
+	$(MAKE) data-web data-screen
+
+# PDF pages as a viewer rasterizes them at 60-100 % zoom (pdflatex at 60-96 dpi, used in training
+# at their own pixel size): the small glyphs' own look, which a larger render scaled down lacks.
+SCREEN_START ?= 0
+SCREEN ?= 60000
+data-screen: install
+	$(BIN)/im2latex data render --corpus $(DATA)/corpus --out $(DATA)/shards --split train \
+		--renderer tex-screen --start $(SCREEN_START) --limit $(SCREEN) --workers 2 --quiet
 
 # Web-page looks for training (#9): KaTeX in headless Chromium at device scale 1 and 2 for
 # 40k training formulas from the 100,000th on (needs Chromium, Node.js and `npm ci` in
@@ -46,8 +54,8 @@ data-web: install
 
 # A session's start on a fresh clone, before make train-bg (about 12 minutes on 2 cores): the
 # corpus with the bundled vocabulary, validation and test, and one slice of training formulas,
-# SLICE formulas from SLICE_START with pdflatex and WEB more with KaTeX from WEB_START (default:
-# right after the slice).  Pick a slice
+# SLICE formulas from SLICE_START with pdflatex, WEB more with KaTeX from WEB_START (default: right
+# after the slice), and data-screen's screen-resolution renders.  Pick a slice
 # the bundle has seen least (MODEL_CARD.md lists the slices each session rendered).
 SLICE_START ?= 281000
 SLICE ?= 8000
@@ -59,6 +67,8 @@ data-slice: install
 	$(BIN)/im2latex data render --corpus $(DATA)/corpus --out $(DATA)/shards --split test --workers 2 --quiet
 	$(BIN)/im2latex data render --corpus $(DATA)/corpus --out $(DATA)/shards --split train --workers 2 --quiet \
 		--start $(SLICE_START) --limit $(SLICE)
+	$(BIN)/im2latex data render --corpus $(DATA)/corpus --out $(DATA)/shards --split train --workers 2 --quiet \
+		--renderer tex-screen --start $(SCREEN_START) --limit $(SCREEN)
 	cd model/data/web && { [ node_modules/.package-lock.json -nt package-lock.json ] || \
 		PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund; }
 	$(BIN)/im2latex data render --corpus $(DATA)/corpus --out $(DATA)/shards --split train --renderer katex \

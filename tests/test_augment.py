@@ -99,3 +99,19 @@ def test_fast_enough(renders):
         augment(renders[i % len(renders)], np.random.default_rng(i))
     per_image = (time.perf_counter() - start) / 90
     assert per_image < 0.04  # a few ms on an idle core; generous for a busy shared machine
+
+
+def test_a_native_render_keeps_its_pixels_or_shrinks_a_little(renders):
+    """A render made at screen resolution (tex-screen) is a viewer's own rasterization: most
+    draws keep its glyphs pixel for pixel, none enlarges them, and the screen effects still vary."""
+    image = renders[0]
+    w0, h0 = _ink_box(image)
+    kept = 0
+    for i in range(80):
+        snip = augment(image, np.random.default_rng(i), native=True)
+        w1, h1 = _ink_box(snip)
+        assert 0.75 * w0 - 2 <= w1 <= 1.05 * w0 + 1, i  # shrunk, give or take the aspect jitter
+        kept += -1 <= w1 - w0 <= 2 and abs(h1 - h0) <= 1  # a faint edge may come or go with the colours
+    assert 0.6 < kept / 80 < 0.9
+    # not native: glyphs are drawn over the whole screen range
+    assert len({_ink_box(augment(image, np.random.default_rng(i)))[1] for i in range(20)}) > 10

@@ -16,7 +16,10 @@ from model.data.render_tex import FONTS as TEX_FONTS
 from model.data.render_tex import _parse_log, tex_source
 from model.data.render_web import missing_reason as render_web_missing
 from model.data.rendering import CROP_MARGIN, RenderResult, Skip
-from model.data.shards import ShardReader, verify_shards
+from model.config import InputSpec
+from model.data.shards import FormulaDataset, ShardReader, verify_shards
+from model.tokenizer import normalize
+from model.vocab import Vocab
 from model.errors import TexNotFoundError
 
 needs_tex = pytest.mark.skipif(shutil.which("pdflatex") is None or shutil.which("pdftoppm") is None,
@@ -230,6 +233,28 @@ def test_render_command_with_tex_in_two_workers(tmp_path, capsys):
     reader = ShardReader(out / "train")
     assert {reader.record(i)["font"] for i in range(len(reader))} == {"cm", "times"}
     verify_shards(out / "train")
+
+
+@needs_tex
+@pytest.mark.tex
+def test_screen_resolution_renders_join_the_split_and_are_augmented_at_their_own_size(tmp_path, capsys):
+    corpus = _corpus(tmp_path, FORMULAS)
+    out = tmp_path / "shards"
+    assert _run(corpus, out, "--split", "train", "--workers", "1", "--fonts", "cm", "--limit", "6") == 0
+    assert _run(corpus, out, "--split", "train", "--workers", "1", "--fonts", "cm", "--limit", "6",
+                "--renderer", "tex-screen") == 0
+    assert "rendered 6, skipped 0" in capsys.readouterr().out.splitlines()[-1]
+    reader = ShardReader(out / "train")
+    screen = [i for i in range(len(reader)) if reader.record(i)["renderer"] == "tex-screen"]
+    assert len(screen) == 6 and len(reader) == 12
+    assert {reader.record(i)["dpi"] for i in screen} <= set(render.DEFAULT_DPIS_BY_RENDERER["tex-screen"])
+    # the same formula at screen resolution is drawn smaller than its print-resolution render
+    by_latex = {reader.record(i)["latex"]: reader.read_image(i).size for i in range(len(reader)) if i not in screen}
+    for i in screen:
+        assert reader.read_image(i).size[1] < by_latex[reader.latex[i]][1]
+    dataset = FormulaDataset(out / "train", Vocab.build(normalize(t) for t in reader.latex), InputSpec(), augment=True)
+    assert [i for i in range(len(reader)) if dataset.native[i]] == screen
+    dataset[screen[0]]  # an augmented native sample reads
 
 
 def test_render_command_reports_bad_input(tmp_path, capsys):

@@ -237,9 +237,9 @@ def _misjudged_scale(monkeypatch, bad_attempts: int) -> list[int]:
     draws: list[int] = []
     real_augment = augment_module.augment
 
-    def fake_augment(image, rng):
+    def fake_augment(image, rng, native=False):
         draws.append(len(draws))
-        return real_augment(image, rng)
+        return real_augment(image, rng, native)
 
     real_preprocess = preprocess_module.preprocess
 

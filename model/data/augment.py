@@ -101,6 +101,11 @@ MAX_OUTPUT = (2400, 800)    # a snip larger than this is shrunk (keeps augmentat
 MAX_OUTPUT_PIXELS = 900_000  # ... and so is one with more pixels than this
 MIN_CONTRAST = 70.0         # luma difference between text and background, out of 255
 FADE_MIN_GLYPH = 8.0        # washed-out text only with glyphs at least this tall (pixels)
+# A render made at a screen's pixel size (render.NATIVE_RENDERERS: a PDF viewer's page at 60-100 %
+# zoom) already has the small glyphs' own look, which a larger render scaled down does not give:
+# this share of its draws keeps its pixels, the others shrink it by up to NATIVE_SHRINK.
+NATIVE_KEEP = 0.7
+NATIVE_SHRINK = 0.8
 
 
 def _luma(color) -> float:
@@ -215,27 +220,17 @@ def draw_glyph_height(rng: np.random.Generator) -> float:
     return math.exp(rng.uniform(math.log(low), math.log(high)))
 
 
-def augment(image: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """A screen-like RGB snip of a clean render (mode L, black ink on white)."""
+def augment(image: Image.Image, rng: np.random.Generator, native: bool = False) -> Image.Image:
+    """A screen-like RGB snip of a clean render (mode L, black ink on white); ``native``: the
+    render is at a screen's pixel size already (see ``NATIVE_KEEP``)."""
     image = image.convert("L")
     gray = np.asarray(image)
     glyph = median_glyph_height(gray) or max(8.0, gray.shape[0] / 2)
 
-    target = draw_glyph_height(rng)
-    scale = target / glyph
-    aspect = 1.0 + rng.uniform(-0.04, 0.04)
-    sx, sy = scale * aspect, scale / aspect
-    w, h = image.size
-    shrink = min(1.0, MAX_OUTPUT[0] / (w * sx), MAX_OUTPUT[1] / (h * sy),
-                 math.sqrt(MAX_OUTPUT_PIXELS / (w * sx * h * sy)))
-    sx, sy = sx * shrink, sy * shrink
-
-    image = _stroke(image, glyph, rng)
-    snip = _screen_gray(image, sx, sy, rng)
-    if rng.random() < 0.3:
-        # blur: soft font smoothing, a scaled-up screenshot, a projector out of focus; less on
-        # tiny glyphs, whose strokes a wide blur fades into the background
-        snip = snip.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.25, min(0.9, target / 12)))))
+    if native and rng.random() < NATIVE_KEEP:
+        snip, target = image, glyph  # the viewer's own pixels: no resampling, no blur
+    else:
+        snip, target = _rescaled(image, glyph, rng, native)
     snip = _pad(snip, rng)
     if snip.mode == "L":
         snip = Image.merge("RGB", (snip, snip, snip))
@@ -267,6 +262,27 @@ def augment(image: Image.Image, rng: np.random.Generator) -> Image.Image:
         buffer.seek(0)
         snip = Image.open(buffer).convert("RGB")
     return snip
+
+
+def _rescaled(image: Image.Image, glyph: float, rng: np.random.Generator, native: bool) -> tuple[Image.Image, float]:
+    """The render resampled to a drawn glyph height (a native one only shrunk a little), with
+    its stroke weight, sub-pixel rendering and blur drawn too; returns it and the glyph height."""
+    target = glyph * rng.uniform(NATIVE_SHRINK, 1.0) if native else draw_glyph_height(rng)
+    scale = target / glyph
+    aspect = 1.0 + rng.uniform(-0.04, 0.04)
+    sx, sy = scale * aspect, scale / aspect
+    w, h = image.size
+    shrink = min(1.0, MAX_OUTPUT[0] / (w * sx), MAX_OUTPUT[1] / (h * sy),
+                 math.sqrt(MAX_OUTPUT_PIXELS / (w * sx * h * sy)))
+    sx, sy = sx * shrink, sy * shrink
+
+    image = _stroke(image, glyph, rng)
+    snip = _screen_gray(image, sx, sy, rng)
+    if rng.random() < 0.3:
+        # blur: soft font smoothing, a scaled-up screenshot, a projector out of focus; less on
+        # tiny glyphs, whose strokes a wide blur fades into the background
+        snip = snip.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.25, min(0.9, target / 12)))))
+    return snip, target
 
 
 def _pad(image: Image.Image, rng: np.random.Generator) -> Image.Image:

@@ -591,6 +591,11 @@ class FormulaDataset:
         self.augment = bool(augment)
         self.seed = int(seed)
         self.epoch = 0
+        from .render import NATIVE_RENDERERS
+
+        # samples rendered at a screen's pixel size, which augmentation keeps at it (mostly)
+        native_codes = [k for k, name in enumerate(self.reader.categories["renderer"]) if name in NATIVE_RENDERERS]
+        self.native = np.isin(self.reader.codes["renderer"], native_codes)
 
     def __len__(self) -> int:
         return len(self.reader)
@@ -635,7 +640,8 @@ class FormulaDataset:
         clean = (int(self.heights[index]), int(self.widths[index]))
         for attempt in range(AUGMENT_ATTEMPTS):
             try:
-                array = preprocess(augment(image, item_rng(self.seed, epoch, index, attempt, copy)), self.spec)
+                snip = augment(image, item_rng(self.seed, epoch, index, attempt, copy), native=bool(self.native[index]))
+                array = preprocess(snip, self.spec)
             except BlankImageError:
                 continue  # an augmentation too faint to read
             if size_matches(array.shape, clean, self.spec.grid):
