@@ -42,6 +42,7 @@ DEFAULT_DPIS_BY_RENDERER = {"katex": (96, 192), "tex-screen": (60, 72, 84, 96)}
 WEB_FONT_PX = (16, 17, 18, 19, 20, 21, 22)          # CSS font sizes of web pages
 DEFAULT_STYLES = ("display", "inline")
 RENDERERS = ("tex", "tex-screen", "mathtext", "katex")
+TEX_RENDERERS = ("tex", "tex-screen")  # typeset by pdflatex
 NATIVE_RENDERERS = ("tex-screen",)  # renders made at the pixel size a screen shows
 
 
@@ -50,7 +51,7 @@ class CorpusError(Im2LatexError):
 
 
 def renderer_fonts(renderer: str) -> tuple[str, ...]:
-    if renderer in ("tex", "tex-screen"):
+    if renderer in TEX_RENDERERS:
         from .render_tex import FONTS
 
         return tuple(FONTS)
@@ -164,7 +165,7 @@ def run_job(job: Job) -> JobResult:
     from ..config import InputSpec
     from ..preprocess import preprocess
 
-    if job.renderer in ("tex", "tex-screen"):
+    if job.renderer in TEX_RENDERERS:
         from .render_tex import render_tex
 
         results = render_tex(job.formulas, job.font, job.styles, job.dpis, _WORKDIR)
@@ -266,7 +267,7 @@ def render_split(corpus: Path, out: Path, split: str, renderer: str = "tex", fon
     unknown = [f for f in fonts if f not in known]
     if unknown:
         raise ValueError(f"unknown {renderer} font(s) {', '.join(unknown)}; choose from {', '.join(known)}")
-    if renderer in ("tex", "tex-screen"):
+    if renderer in TEX_RENDERERS:
         from .render_tex import probe_fonts
 
         probe_fonts(fonts)
