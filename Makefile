@@ -67,8 +67,7 @@ data-slice: install
 	$(BIN)/im2latex data render --corpus $(DATA)/corpus --out $(DATA)/shards --split test --workers 2 --quiet
 	$(BIN)/im2latex data render --corpus $(DATA)/corpus --out $(DATA)/shards --split train --workers 2 --quiet \
 		--start $(SLICE_START) --limit $(SLICE)
-	$(BIN)/im2latex data render --corpus $(DATA)/corpus --out $(DATA)/shards --split train --workers 2 --quiet \
-		--renderer tex-screen --start $(SCREEN_START) --limit $(SCREEN)
+	$(MAKE) data-screen
 	cd model/data/web && { [ node_modules/.package-lock.json -nt package-lock.json ] || \
 		PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund; }
 	$(BIN)/im2latex data render --corpus $(DATA)/corpus --out $(DATA)/shards --split train --renderer katex \
