@@ -40,6 +40,7 @@ NOISE_CUT = 0.15         # ink below this fraction of the ink strength is noise
 MAX_COMPONENTS = 200     # glyph height is estimated from at most this many components
 MIN_CORRELATION = 0.12   # binarized ink less correlated between neighbours: noise, not strokes
 MIN_GLYPH_PIXELS = 3     # a component this short is a speck at any real scale, never a whole glyph
+MIN_RULE_FILL = 0.7      # a faint rule covers at least this share of its bounding box (_faint_rules)
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 
@@ -636,12 +637,35 @@ def _correlation(mask: np.ndarray) -> float:
     return 1.0 - min(across, down) / expected
 
 
-def _content_box(comps: _Components, glyph: float) -> tuple[int, int, int, int]:
+def _faint_rules(ink: np.ndarray, comps: _Components, glyph: float) -> np.ndarray:
+    """Boxes (top, bottom, left, right; one row each) of thin straight lines too faint to be strokes.
+
+    A rule thinner than a pixel (an equals or minus sign, a bar, a vertical bar at 72-96 dpi)
+    is anti-aliased over one or two rows to less than STROKE_CUT everywhere, so it forms no
+    stroke component; at the edge of a formula it fell outside the content box and was cut
+    away (a leading "=" vanished at 72 dpi).  Faint ink at most two pixels thick, at least
+    0.4 glyph heights (and MIN_GLYPH_PIXELS) long and filling its box is such a rule;
+    scattered noise is not.
+    """
+    faint, count = ndimage.label((ink >= LINK_CUT) & (comps.labels == 0), structure=_EIGHT)
+    if count == 0:
+        return np.zeros((0, 4), dtype=np.int64)
+    boxes = np.array([(s[0].start, s[0].stop, s[1].start, s[1].stop) for s in ndimage.find_objects(faint)],
+                     dtype=np.int64)
+    area = np.bincount(faint.reshape(-1), minlength=count + 1)[1:]
+    h, w = boxes[:, 1] - boxes[:, 0], boxes[:, 3] - boxes[:, 2]
+    thin, long = np.minimum(h, w), np.maximum(h, w)
+    rule = (thin <= 2) & (long >= max(MIN_GLYPH_PIXELS, 0.4 * glyph)) & (area >= MIN_RULE_FILL * h * w)
+    return boxes[rule]
+
+
+def _content_box(comps: _Components, glyph: float, rules: np.ndarray | None = None) -> tuple[int, int, int, int]:
     """Bounding box (top, bottom, left, right) of the ink, leaving out isolated specks.
 
     A speck is a component far smaller than a glyph (both sides < 0.3 glyph heights) that
     lies more than one glyph height away from the rest; specks close to the ink are kept, and
     kept specks extend the box, so dots of ``\\ldots`` or a final period are never lost.
+    ``rules`` (``_faint_rules``) join the box on the same terms as specks.
     """
     h, w = comps.height, comps.width
     tiny = (h < 0.3 * glyph) & (w < 0.3 * glyph)
@@ -650,16 +674,18 @@ def _content_box(comps: _Components, glyph: float) -> tuple[int, int, int, int]:
     inside = ~tiny
     top, bottom = comps.top[inside].min(), comps.bottom[inside].max()
     left, right = comps.left[inside].min(), comps.right[inside].max()
-    pending = np.flatnonzero(tiny)
+    pending = np.stack([comps.top[tiny], comps.bottom[tiny], comps.left[tiny], comps.right[tiny]], axis=1)
+    if rules is not None and len(rules):
+        pending = np.concatenate([pending, rules.reshape(-1, 4)])
     reach = glyph
-    while pending.size:
-        near = ((comps.bottom[pending] >= top - reach) & (comps.top[pending] <= bottom + reach)
-                & (comps.right[pending] >= left - reach) & (comps.left[pending] <= right + reach))
+    while len(pending):
+        near = ((pending[:, 1] >= top - reach) & (pending[:, 0] <= bottom + reach)
+                & (pending[:, 3] >= left - reach) & (pending[:, 2] <= right + reach))
         if not near.any():
             break
         added = pending[near]
-        top, bottom = min(top, comps.top[added].min()), max(bottom, comps.bottom[added].max())
-        left, right = min(left, comps.left[added].min()), max(right, comps.right[added].max())
+        top, bottom = min(top, added[:, 0].min()), max(bottom, added[:, 1].max())
+        left, right = min(left, added[:, 2].min()), max(right, added[:, 3].max())
         pending = pending[~near]
     return int(top), int(bottom), int(left), int(right)
 
@@ -697,7 +723,7 @@ def preprocess_at_scales(image: Image.Image, spec: InputSpec, scales: Sequence[f
         raise BlankImageError("The snip looks blank: it holds only noise, no strokes.")
     comps = _stroke_components(ink)
     glyph = _glyph_height(ink, comps)
-    box = _subpixel_box(ink, _content_box(comps, glyph))
+    box = _subpixel_box(ink, _content_box(comps, glyph, _faint_rules(ink, comps, glyph)))
     return [_place(ink, box, glyph, replace(spec, glyph_height=spec.glyph_height * s)) for s in scales]
 
 

@@ -297,6 +297,32 @@ def test_far_speck_is_ignored_but_dots_are_kept():
     assert width(with_dots) > width(without) + 1.5 * SPEC.glyph_height
 
 
+def _ink_extent(out: np.ndarray) -> int:
+    """Last output column with visible ink (the content is placed at the top-left)."""
+    return int(np.flatnonzero(out.max(axis=0) > 0.1)[-1])
+
+
+def test_faint_rules_at_the_edge_stay_in_the_crop():
+    """A rule under a pixel thick (a leading "=" at 72 dpi) is grey everywhere, a third of full
+    ink: no stroke, yet it is part of the formula, unlike a faint line far away."""
+    snip = np.asarray(render(r"$x + y$", 72, 5)).copy()  # glyph height about 10 pixels
+    clean = preprocess(Image.fromarray(snip), SPEC)
+    mid = snip.shape[0] // 2
+
+    def with_rule(gap: int) -> np.ndarray:
+        """``gap`` blank pixels between the rule and the formula's first glyph."""
+        wide = np.pad(snip, ((0, 0), (gap + 3, 0)), constant_values=255)
+        wide[mid - 2, 1:8] = 170  # the two bars of "=": 7 pixels long, one row each
+        wide[mid + 1, 1:8] = 170
+        return preprocess(Image.fromarray(wide), SPEC)
+
+    near = with_rule(4)
+    assert _ink_extent(near) > _ink_extent(clean) + SPEC.glyph_height
+    assert near[:, SPEC.margin:SPEC.margin + 4].max() > 0.2  # the bars lead the crop
+    far = with_rule(300)
+    assert far.shape == clean.shape and mad(far, clean) < 1e-4
+
+
 # ------------------------------------------------------------------ blank snips
 
 
