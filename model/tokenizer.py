@@ -287,8 +287,48 @@ def _braces_show_nothing(nodes: list[Node], i: int, inner: list[Node]) -> bool:
 
 
 def _normalize_text(nodes: list[Node]) -> list[Node]:
-    """Text-mode content: kept as typed, nested groups normalized the same way."""
-    return [Group(_normalize_text(n.children)) if isinstance(n, Group) else n for n in nodes]
+    """Text-mode content: kept as typed, nested groups normalized the same way, except for
+    spacing that draws the same (see _merge_quads, _text_tildes)."""
+    return _text_tildes(_merge_quads([Group(_normalize_text(n.children)) if isinstance(n, Group) else n for n in nodes]))
+
+
+def _text_tildes(nodes: list[Node]) -> list[Node]:
+    """In text, ~ is an interword space like a typed one (it only forbids a line break): \text{a~b}
+    is \text{a b}.  Not after sentence punctuation, where a typed space is wider, nor beside
+    another space (the two add up)."""
+    out = list(nodes)
+    for k, node in enumerate(out):
+        before = out[k - 1] if k else None
+        after = out[k + 1] if k + 1 < len(out) else None
+        if node == "~" and SPACE not in (before, after) and before not in (".", "?", "!", ":"):
+            out[k] = SPACE
+    return out
+
+
+def _merge_quads(nodes: list[Node]) -> list[Node]:
+    """A run of \quad and \qquad is so many ems of space: \quad\quad is \qquad, written
+    with as many \qquad as fit and one \quad for an odd em."""
+    out: list[Node] = []
+    k = 0
+    while k < len(nodes):
+        ems = 0
+        while k < len(nodes) and nodes[k] in ("\\quad", "\\qquad"):
+            ems += 1 if nodes[k] == "\\quad" else 2
+            k += 1
+        if ems:
+            out += ["\\qquad"] * (ems // 2) + ["\\quad"] * (ems % 2)
+        else:
+            out.append(nodes[k])
+            k += 1
+    return out
+
+
+def _script_bars(nodes: list[Node]) -> list[Node]:
+    """In a sub- or superscript \\mid is |: TeX puts no space around a relation in script
+    styles, and the two are one glyph (\\sum_{d\\mid n} is \\sum_{d|n})."""
+    return [Group(_script_bars(n.children)) if isinstance(n, Group)
+            else "|" if n == "\\mid" and not (k and nodes[k - 1] in _SIZING) else n
+            for k, n in enumerate(nodes)]
 
 
 def _take_argument(nodes: list[Node], i: int) -> tuple[Group, int]:
@@ -332,10 +372,11 @@ def _normalize_one(nodes: list[Node], i: int) -> tuple[list[Node], int]:
         return ([FONT_SWITCHES[tok], Group(rest)] if rest else []), end
     if tok in ("^", "_"):
         arg, j = _take_argument(nodes, i + 1)
+        arg = Group(_script_bars(arg.children))
         if tok == "^" and arg.children and all(c == "\\prime" for c in arg.children):
             return ["'"] * len(arg.children), j  # f^{\prime\prime} is f'': TeX reads ' as ^{\prime}
         return [tok, arg], j
-    if tok in ("\\left", "\\right", "\\big", "\\Big", "\\bigg", "\\Bigg"):
+    if tok in _SIZING:
         if i + 1 < len(nodes) and isinstance(nodes[i + 1], str):
             delim = SYNONYMS.get(nodes[i + 1], nodes[i + 1])
             return [tok, _ANGLE_DELIMITERS.get(delim, delim)], i + 2
@@ -388,6 +429,8 @@ def _is_word(node: Node) -> bool:
             and all(isinstance(c, str) and len(c) == 1 and c.isascii() and c.isalpha() for c in node.children))
 
 
+# Commands whose next token is a delimiter they size.
+_SIZING = ("\\left", "\\right", "\\big", "\\Big", "\\bigg", "\\Bigg")
 # As a delimiter after \left, \right or \big, < and > are TeX's angle brackets.
 _ANGLE_DELIMITERS = {"<": "\\langle", ">": "\\rangle"}
 
@@ -422,6 +465,57 @@ def _drop_trailing_empty_cells(nodes: list[Node]) -> list[Node]:
             envs.pop()
         out.append(node)
     return out
+
+
+def _trim_array_columns(nodes: list[Node]) -> list[Node]:
+    """Column letters of an array beyond the most cells of any row draw nothing:
+    \\begin{array}{rrrr} a & b & c \\end{array} is {rrr}.  Only for l, c and r (a rule | or
+    an @{...} may show) and without \\multicolumn (one cell, several columns)."""
+    out = list(nodes)
+    for k, node in enumerate(out):
+        if node != "\\begin{array}" or k + 1 >= len(out) or not isinstance(out[k + 1], Group):
+            continue
+        spec = out[k + 1].children
+        if not spec or not all(c in ("l", "c", "r") for c in spec):
+            continue
+        depth, cells, most = 0, 1, 1
+        for item in out[k + 2:]:
+            if item == "\\multicolumn":
+                most = len(spec)
+                break
+            if not isinstance(item, str):
+                continue
+            if item.startswith("\\begin{"):
+                depth += 1
+            elif item.startswith("\\end{"):
+                if depth == 0:
+                    break
+                depth -= 1
+            elif depth == 0 and item == "&":
+                cells += 1
+                most = max(most, cells)
+            elif depth == 0 and item == "\\\\":
+                cells = 1
+        if most < len(spec):
+            out[k + 1] = Group(spec[:most])
+    return out
+
+
+def _final_punctuation(nodes: list[Node]) -> list[Node]:
+    """A formula's last \\text{,} or \\text{;} is math's , or ;: after an ordinary symbol
+    nothing is spaced differently when nothing follows (the semicolon is one glyph; the comma
+    is math italic's, a few grey levels from roman's, as with the point)."""
+    if len(nodes) < 3 or nodes[-2] != "\\text" or not isinstance(nodes[-1], Group):
+        return nodes
+    children, before = nodes[-1].children, nodes[-3]
+    marks = [c for c in children if c != SPACE]
+    if marks not in ([","], [";"]) or children[0] == SPACE:
+        return nodes
+    if isinstance(before, str) and (_is_spacing_sensitive(before) or before in _TALL or before in ARG_COUNT
+                                    or before in _CELL_ENDS or before.startswith("\\begin")
+                                    or before[1:] in NAMED_OPERATORS):
+        return nodes
+    return [*nodes[:-2], marks[0]]
 
 
 def _reorder_scripts(nodes: list[Node]) -> list[Node]:
@@ -496,12 +590,13 @@ def _normalize(nodes: list[Node]) -> list[Node]:
     while i < len(nodes):
         produced, i = _normalize_one(nodes, i)
         out.extend(produced)
-    return _plain_delimiters(_reorder_scripts(_drop_trailing_empty_cells(_drop_final_row_breaks(out))))
+    out = _trim_array_columns(_drop_trailing_empty_cells(_drop_final_row_breaks(_merge_quads(out))))
+    return _plain_delimiters(_reorder_scripts(out))
 
 
 def normalize_tokens(tokens: list[str]) -> list[str]:
     """Canonical token sequence of a tokenized formula."""
-    return _flatten(_normalize(parse(tokens)))
+    return _flatten(_final_punctuation(_normalize(parse(tokens))))
 
 
 def normalize(latex: str) -> list[str]:

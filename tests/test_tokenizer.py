@@ -52,6 +52,16 @@ SAME = [
     (r"a_{n}=2.5\text{.}", r"a_{n}=2.5."),
     (r"\left<v\right>", r"\langle v\rangle"),  # < and > as delimiters are angle brackets
     (r"\begin{aligned}a&=b&&\\&=c&&\end{aligned}", r"\begin{aligned}a&=b\\&=c\end{aligned}"),  # empty cells at a row's end
+    # ... and the validation split's misreadings
+    (r"x,\quad\quad n", r"x,\qquad n"),  # two ems of space either way
+    (r"a\quad\qquad\quad b", r"a\qquad\qquad b"),
+    (r"\text{if\quad\quad x}", r"\text{if\qquad x}"),
+    (r"\sum_{d\mid n}\phi(d)", r"\sum_{d|n}\phi(d)"),  # no space around a relation in a script
+    (r"x^{\{a\mid b\}}", r"x^{\{a|b\}}"),
+    (r"P(\text{choose~}i)", r"P(\text{choose }i)"),  # ~ in text is an interword space
+    (r"y=0\text{,}", r"y=0,"),  # a final comma or semicolon
+    (r"m//n\text{; }", r"m//n;"),
+    (r"\left[\begin{array}{rrrr}a&b&c\\d&e&f\end{array}\right]", r"\left[\begin{array}{rrr}a&b&c\\d&e&f\end{array}\right]"),
 ]
 
 
@@ -60,6 +70,13 @@ SAME = [
     (r"x'_{i}^{2}", r"x'_{i}^{2}"),     # a prime with a superscript too stays where it is
     (r"a<b>c", r"a<b>c"),               # relations, not delimiters
     (r"\begin{array}{c|c}a&\\b&c\end{array}", r"\begin{array}{c|c}a &  \\ b & c\end{array}"),  # the rule is drawn
+    (r"a\mid b", r"a\mid b"),                 # a relation outside scripts is spaced
+    (r"\text{e.g.~x}", r"\text{e.g.~x}"),     # a typed space after a point is wider
+    (r"\text{a~ b}", r"\text{a~ b}"),         # two spaces
+    (r"x+\text{,}", r"x+\text{,}"),           # math's + before a comma loses its spaces
+    (r"y,\text{,}x", r"y,\text{,}x"),         # not at the end: math's comma takes a space after it
+    (r"\begin{array}{cc|c}a&b\end{array}", r"\begin{array}{cc|c}a & b\end{array}"),
+    (r"\begin{array}{ccc}\multicolumn{2}{c}{x}&1\end{array}", r"\begin{array}{ccc}\multicolumn 2cx & 1\end{array}"),
 ])
 def test_spellings_that_draw_differently_stay(latex, kept):
     assert canonical(latex) == kept
