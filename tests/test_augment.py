@@ -115,3 +115,14 @@ def test_a_native_render_keeps_its_pixels_or_shrinks_a_little(renders):
     assert 0.6 < kept / 80 < 0.9
     # not native: glyphs are drawn over the whole screen range
     assert len({_ink_box(augment(image, np.random.default_rng(i)))[1] for i in range(20)}) > 10
+
+
+def test_a_native_render_with_tiny_glyphs_is_augmented():
+    """A screen-resolution render whose glyphs are 3 pixels high (a row of dots at 60 dpi) is
+    shrunk below 3 pixels in some draws; they still blur, at the least (this once stopped training)."""
+    gray = np.full((16, 40), 255, np.uint8)
+    for x in (4, 12, 20, 28):
+        gray[7:10, x:x + 2] = 0
+    assert median_glyph_height(gray) == pytest.approx(3.0, abs=0.5)
+    for i in range(200):
+        augment(Image.fromarray(gray), np.random.default_rng(i), native=True)

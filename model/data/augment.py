@@ -280,8 +280,8 @@ def _rescaled(image: Image.Image, glyph: float, rng: np.random.Generator, native
     snip = _screen_gray(image, sx, sy, rng)
     if rng.random() < 0.3:
         # blur: soft font smoothing, a scaled-up screenshot, a projector out of focus; less on
-        # tiny glyphs, whose strokes a wide blur fades into the background
-        snip = snip.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.25, min(0.9, target / 12)))))
+        # tiny glyphs, whose strokes a wide blur fades into the background (the least under 3 px)
+        snip = snip.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.25, max(0.25, min(0.9, target / 12))))))
     return snip, target
 
 
