@@ -501,6 +501,37 @@ def _trim_array_columns(nodes: list[Node]) -> list[Node]:
     return out
 
 
+# Math alphabets whose letters are drawn one by one, without kerns or ligatures between them.
+_ALPHABETS = {"\\mathbf", "\\mathrm", "\\mathit", "\\mathsf", "\\mathtt", "\\mathcal", "\\mathbb",
+              "\\mathfrak", "\\mathscr"}
+
+
+def _is_plain_run(node: Node) -> bool:
+    """A group of letters and digits only."""
+    return (isinstance(node, Group) and bool(node.children)
+            and all(isinstance(c, str) and len(c) == 1 and c.isascii() and c.isalnum() for c in node.children))
+
+
+def _merge_alphabet_runs(nodes: list[Node]) -> list[Node]:
+    """\\mathbf{u}\\mathbf{v} is \\mathbf{uv}: math alphabets set each letter on its own.  Not
+    when a script or prime follows (a script sits by a one-letter group's glyph, by a longer
+    group's box: \\mathcal{LI}_{x} is wider than \\mathcal{L}\\mathcal{I}_{x})."""
+    out: list[Node] = []
+    k = 0
+    while k < len(nodes):
+        node = nodes[k]
+        if (isinstance(node, str) and node in _ALPHABETS and k + 1 < len(nodes) and _is_plain_run(nodes[k + 1])
+                and len(out) >= 2
+                and out[-2] == node and _is_plain_run(out[-1])
+                and (k + 2 >= len(nodes) or nodes[k + 2] not in ("^", "_", "'"))):
+            out[-1] = Group([*out[-1].children, *nodes[k + 1].children])
+            k += 2
+            continue
+        out.append(node)
+        k += 1
+    return out
+
+
 def _final_punctuation(nodes: list[Node]) -> list[Node]:
     """A formula's last \\text{,} or \\text{;} is math's , or ;: after an ordinary symbol
     nothing is spaced differently when nothing follows (the semicolon is one glyph; the comma
@@ -590,7 +621,7 @@ def _normalize(nodes: list[Node]) -> list[Node]:
     while i < len(nodes):
         produced, i = _normalize_one(nodes, i)
         out.extend(produced)
-    out = _trim_array_columns(_drop_trailing_empty_cells(_drop_final_row_breaks(_merge_quads(out))))
+    out = _trim_array_columns(_drop_trailing_empty_cells(_drop_final_row_breaks(_merge_alphabet_runs(_merge_quads(out)))))
     return _plain_delimiters(_reorder_scripts(out))
 
 

@@ -62,6 +62,8 @@ SAME = [
     (r"y=0\text{,}", r"y=0,"),  # a final comma or semicolon
     (r"m//n\text{; }", r"m//n;"),
     (r"\left[\begin{array}{rrrr}a&b&c\\d&e&f\end{array}\right]", r"\left[\begin{array}{rrr}a&b&c\\d&e&f\end{array}\right]"),
+    (r"\mathcal{G}\mathcal{P}(m)", r"\mathcal{GP}(m)"),  # math alphabets set letters one by one
+    (r"\mathbf{x}\mathbf{y}\mathbf{0}z", r"\mathbf{xy0}z"),
 ]
 
 
@@ -76,6 +78,8 @@ SAME = [
     (r"x+\text{,}", r"x+\text{,}"),           # math's + before a comma loses its spaces
     (r"y,\text{,}x", r"y,\text{,}x"),         # not at the end: math's comma takes a space after it
     (r"\begin{array}{cc|c}a&b\end{array}", r"\begin{array}{cc|c}a & b\end{array}"),
+    (r"\mathcal{L}\mathcal{I}_{x}", r"\mathcal{L}\mathcal{I}_{x}"),  # a script sits by the last glyph, not the group
+    (r"\mathbf{A}\mathrm{B}", r"\mathbf{A}\mathrm{B}"),
     (r"\begin{array}{ccc}\multicolumn{2}{c}{x}&1\end{array}", r"\begin{array}{ccc}\multicolumn 2cx & 1\end{array}"),
 ])
 def test_spellings_that_draw_differently_stay(latex, kept):
