@@ -293,8 +293,8 @@ def _normalize_text(nodes: list[Node]) -> list[Node]:
 
 
 def _text_tildes(nodes: list[Node]) -> list[Node]:
-    """In text, ~ is an interword space like a typed one (it only forbids a line break): \text{a~b}
-    is \text{a b}.  Not after sentence punctuation, where a typed space is wider, nor beside
+    """In text, ~ is an interword space like a typed one (it only forbids a line break): \\text{a~b}
+    is \\text{a b}.  Not after sentence punctuation, where a typed space is wider, nor beside
     another space (the two add up)."""
     out = list(nodes)
     for k, node in enumerate(out):
@@ -306,8 +306,8 @@ def _text_tildes(nodes: list[Node]) -> list[Node]:
 
 
 def _merge_quads(nodes: list[Node]) -> list[Node]:
-    """A run of \quad and \qquad is so many ems of space: \quad\quad is \qquad, written
-    with as many \qquad as fit and one \quad for an odd em."""
+    """A run of \\quad and \\qquad is so many ems of space: \\quad\\quad is \\qquad, written
+    with as many \\qquad as fit and one \\quad for an odd em."""
     out: list[Node] = []
     k = 0
     while k < len(nodes):
