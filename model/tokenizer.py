@@ -9,6 +9,7 @@ are dropped: a snip cannot show them reliably, so asking the model for them only
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -423,10 +424,15 @@ def _normalize_one(nodes: list[Node], i: int) -> tuple[list[Node], int]:
     return [tok], i + 1
 
 
+def _is_chars(node: Node, accept: Callable[[str], bool]) -> bool:
+    """A non-empty group of single characters that all pass ``accept`` (no command, no nested group)."""
+    return (isinstance(node, Group) and bool(node.children)
+            and all(isinstance(c, str) and len(c) == 1 and accept(c) for c in node.children))
+
+
 def _is_word(node: Node) -> bool:
     """A group of letters only (no space, digit or command): upright in any text or roman font."""
-    return (isinstance(node, Group) and bool(node.children)
-            and all(isinstance(c, str) and len(c) == 1 and c.isascii() and c.isalpha() for c in node.children))
+    return _is_chars(node, lambda c: c.isascii() and c.isalpha())
 
 
 # Commands whose next token is a delimiter they size.
@@ -438,8 +444,7 @@ _ANGLE_DELIMITERS = {"<": "\\langle", ">": "\\rangle"}
 def _is_number(node: Node) -> bool:
     """A group of digits and points only: upright roman in text and in math alike (a comma or
     other punctuation is spaced differently in math, so it stays in its \\text)."""
-    return (isinstance(node, Group) and bool(node.children)
-            and all(isinstance(c, str) and len(c) == 1 and c in "0123456789." for c in node.children))
+    return _is_chars(node, lambda c: c in "0123456789.")
 
 
 def _drop_final_row_breaks(nodes: list[Node]) -> list[Node]:
@@ -508,8 +513,7 @@ _ALPHABETS = {"\\mathbf", "\\mathrm", "\\mathit", "\\mathsf", "\\mathtt", "\\mat
 
 def _is_plain_run(node: Node) -> bool:
     """A group of letters and digits only."""
-    return (isinstance(node, Group) and bool(node.children)
-            and all(isinstance(c, str) and len(c) == 1 and c.isascii() and c.isalnum() for c in node.children))
+    return _is_chars(node, lambda c: c.isascii() and c.isalnum())
 
 
 def _merge_alphabet_runs(nodes: list[Node]) -> list[Node]:
