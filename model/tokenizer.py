@@ -284,7 +284,21 @@ def _braces_show_nothing(nodes: list[Node], i: int, inner: list[Node]) -> bool:
     if isinstance(before, str) and (before in _TAKES_GROUP or before in ARG_COUNT or before.startswith("\\begin")
                                     or before in DROP_WITH_ARG):
         return False
-    return not (_is_spacing_sensitive(inner[0]) or _is_spacing_sensitive(inner[-1]))
+    return not (_spaces_at_edge(inner[0], _OPEN_BRACKET) or _spaces_at_edge(inner[-1], _CLOSE_BRACKET))
+
+
+# A bare group is an ordinary atom.  Where its first token is an opening bracket, TeX spaces it
+# from the left neighbour as an ordinary atom but for the thin space after an operator name (which
+# the normal form ignores, as it does for "(" and \,); a closing bracket at the right edge spaces
+# exactly like one.  Each only matters at the other edge (]0,1[ : "x \in ]" takes no space),
+# and | and / are ordinary atoms anyway: {[0]},{[1]} and a{|x|}b draw as [0],[1] and a|x|b.
+_OPEN_BRACKET, _CLOSE_BRACKET = "[", "]"
+_ORDINARY_SYMBOLS = {"|", "/"}
+
+
+def _spaces_at_edge(node: Node, harmless_bracket: str) -> bool:
+    """Whether node, at one edge of a bare group, would be spaced differently without the braces."""
+    return _is_spacing_sensitive(node) and node != harmless_bracket and node not in _ORDINARY_SYMBOLS
 
 
 def _normalize_text(nodes: list[Node]) -> list[Node]:

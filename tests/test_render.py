@@ -106,9 +106,10 @@ def test_spellings_the_normal_form_merges_draw_alike(tmp_path):
              r"\begin{pmatrix}1&0\\0&{-1}\end{pmatrix}", r"\frac{{a-}}{b}", r"{-1}", r"\begin{array}{c}{-\sin x}\\{y}\end{array}",
              r"e'_{1}+X''_{ij}", r"\ell_{\text{0}}=\text{12}", r"\left<v,w\right>", r"\begin{aligned}a&=b&&\\&=c&&\end{aligned}",
              r"a,\quad\quad b", r"n=\sum_{d\mid n}\phi(d)", r"P(\text{choose~}i)", r"m//n\text{; }",
-             r"\begin{array}{rrrr}a&b&c\\d&e&f\end{array}", r"\mathcal{G}\mathcal{P}(m)+\mathrm{T}\mathrm{o}\mathbf{A}\mathbf{V}"]
+             r"\begin{array}{rrrr}a&b&c\\d&e&f\end{array}", r"\mathcal{G}\mathcal{P}(m)+\mathrm{T}\mathrm{o}\mathbf{A}\mathbf{V}",
+             r"x\in{[0,1]}\cup{[2,3]},{|y|}"]
     normal = [canonical(t) for t in typed]
-    assert all(n != t for n, t in zip(normal[-10:], typed[-10:]))
+    assert all(n != t for n, t in zip(normal[-11:], typed[-11:]))
     assert all("\\left" not in n and "\\ast" not in n and "\\prime" not in n and "{-" not in n for n in normal)
     images = render_tex.render_tex(typed + normal, font="cm", style="inline", dpi=200, workdir=tmp_path)
     for a, b in zip(images[:len(typed)], images[len(typed):]):

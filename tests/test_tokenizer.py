@@ -64,6 +64,10 @@ SAME = [
     (r"\left[\begin{array}{rrrr}a&b&c\\d&e&f\end{array}\right]", r"\left[\begin{array}{rrr}a&b&c\\d&e&f\end{array}\right]"),
     (r"\mathcal{G}\mathcal{P}(m)", r"\mathcal{GP}(m)"),  # math alphabets set letters one by one
     (r"\mathbf{x}\mathbf{y}\mathbf{0}z", r"\mathbf{xy0}z"),
+    # ... and session 18's: brackets at the edge where they space like the group
+    (r"{[0]},{[1]},\ldots", r"[0],[1],\ldots"),
+    (r"x\in{[0,1]}+y", r"x\in[0,1]+y"),
+    (r"a{|x|}b+{c/}d", r"a|x|b+c/d"),  # | and / are ordinary symbols
 ]
 
 
@@ -91,6 +95,8 @@ def test_spellings_that_draw_differently_stay(latex, kept):
     r"{a+b}'",
     r"a{-1}",            # braces make the minus unary: different spacing
     r"x{=}y",
+    r"x\in{]0,1[}",     # a closing bracket that opens: no space after the relation without braces
+    r"{x[}+y",
     r"{x \otimes}y",
     r"{a\over b}",       # \over needs the group's scope
     r"\emph{ab}",        # the group is a command's argument
