@@ -231,6 +231,30 @@ def test_augmented_items_keep_about_the_clean_input_size(shard_split, vocab):
     assert not size_matches((32, 96), (32, 224), 16)  # far too small is a misjudged scale too
 
 
+def test_augmented_items_place_their_glyphs_at_drawn_scales(shard_split, vocab, monkeypatch):
+    """Inference reads at glyph scales 1 and 1.3, and zoom levels move the glyph-height estimate:
+    training inputs are placed across INPUT_SCALE_RANGE, not at the model's glyph height alone."""
+    spec = InputSpec()
+    heights = []
+    real_preprocess = preprocess_module.preprocess
+
+    def recording(image, input_spec):
+        heights.append(input_spec.glyph_height)
+        return real_preprocess(image, input_spec)
+
+    monkeypatch.setattr(preprocess_module, "preprocess", recording)
+    dataset = FormulaDataset(shard_split, vocab, spec, augment=True, seed=0)
+    for epoch in range(40):
+        dataset[(3, epoch)]
+    low, high = augment_module.INPUT_SCALE_RANGE
+    scales = np.array(heights) / spec.glyph_height
+    assert scales.min() >= low and scales.max() <= high
+    assert (scales < 0.95).sum() >= 5 and (scales > 1.15).sum() >= 5  # both sides of 1, often
+    heights.clear()
+    FormulaDataset(shard_split, vocab, spec, augment=False)[3]
+    assert heights == [spec.glyph_height]  # a clean (validation) input is placed at the model's own
+
+
 def _misjudged_scale(monkeypatch, bad_attempts: int) -> list[int]:
     """Make augmentation blow the model input up 4x on its first ``bad_attempts`` draws (as when
     preprocessing misreads the glyph size of a faint, blurred snip); returns the draws made."""

@@ -25,7 +25,7 @@ import os
 import tarfile
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -632,16 +632,19 @@ class FormulaDataset:
         return array, self.tokens(index)
 
     def _augmented(self, image: Image.Image, index: int, epoch: int, copy: int = 0) -> np.ndarray | None:
-        """The model input of an augmented snip whose size matches the clean input's (up to
-        ``AUGMENT_ATTEMPTS`` draws), else None: the clean render is used instead."""
+        """The model input of an augmented snip, its glyphs at a drawn scale (``draw_input_scale``),
+        whose size matches the clean input's (up to ``AUGMENT_ATTEMPTS`` draws), else None: the
+        clean render is used instead."""
         from ..preprocess import preprocess
-        from .augment import augment
+        from .augment import augment, draw_input_scale
 
         clean = (int(self.heights[index]), int(self.widths[index]))
         for attempt in range(AUGMENT_ATTEMPTS):
             try:
-                snip = augment(image, item_rng(self.seed, epoch, index, attempt, copy), native=bool(self.native[index]))
-                array = preprocess(snip, self.spec)
+                rng = item_rng(self.seed, epoch, index, attempt, copy)
+                snip = augment(image, rng, native=bool(self.native[index]))
+                glyph = self.spec.glyph_height * draw_input_scale(rng)
+                array = preprocess(snip, replace(self.spec, glyph_height=glyph))
             except BlankImageError:
                 continue  # an augmentation too faint to read
             if size_matches(array.shape, clean, self.spec.grid):
