@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from .network import Im2LatexModel
-from .syntax import SyntaxRules, SyntaxState
+from .syntax import SyntaxRules, SyntaxState, follow
 from .vocab import BOS, EOS, PAD
 
 
@@ -244,8 +244,19 @@ def greedy_decode(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tenso
         for i in range(batch):
             if (pressed[i] or not ended[i]) and stopped[i] is None:
                 stopped[i] = "length"
-        return [Decoded(ids[i], _capped(_mean_prob(logps[i]), stopped[i]), stopped=stopped[i],
-                        weakest=_min_prob(logps[i])) for i in range(batch)]
+        return [_closed(Decoded(ids[i], _capped(_mean_prob(logps[i]), stopped[i]), stopped=stopped[i],
+                                weakest=_min_prob(logps[i])), syntax) for i in range(batch)]
+
+
+def _closed(reading: Decoded, syntax: SyntaxRules | None) -> Decoded:
+    """A reading a bound cut short (and any such alternative), with what it left open closed
+    (``SyntaxRules.closing``), so that its LaTeX compiles; complete readings owe no closing and
+    stay as they are, and without ``syntax`` nothing changes."""
+    if syntax is None:
+        return reading
+    close = lambda ids: ids + syntax.closing(follow(syntax, ids))  # noqa: E731
+    return Decoded(close(reading.ids), reading.confidence, [(close(ids), c) for ids, c in reading.alternatives],
+                   reading.stopped, reading.weakest)
 
 
 @dataclass
@@ -352,7 +363,7 @@ def beam_search(model: Im2LatexModel, images: torch.Tensor, sizes: torch.Tensor,
             active, hyps = new_active, new_hyps
             tokens = torch.tensor(new_tokens, dtype=torch.long, device=device)
             scores = torch.tensor(new_scores, device=device).view(len(active), k)
-        return [_best_of(finished[i] + looped[i], k) for i in range(batch)]
+        return [_closed(_best_of(finished[i] + looped[i], k), syntax) for i in range(batch)]
 
 
 def _settled(finished: list[_Hypothesis], chosen: list, beam: int) -> bool:

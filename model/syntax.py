@@ -17,7 +17,8 @@ The rules follow the canonical form the model is trained on (``model.tokenizer.n
 Near the length limit a reading must still be able to close what it opened: ``budget`` bans the
 tokens that would open more than the steps left can close, so a long reading ends with every
 group closed and EOS instead of being cut mid-group (then it is marked cut short, since content
-may be missing, but its LaTeX compiles and most of it scores).
+may be missing, but its LaTeX compiles and most of it scores).  A reading the time budget or the
+repetition guard cuts has what it left open closed after it (``closing``), for the same reason.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class SyntaxRules:
         self.open_optional = ids.get("[")
         self.close_optional = ids.get("]")
         self.right = ids.get("\\right")
+        self.blank_delimiter = ids.get(".")  # \right. closes a \left with nothing drawn
         self.left = ids.get("\\left")
         self.begins = {ids[tok]: ids[tok.replace("\\begin{", "\\end{", 1)] for tok in vocab.tokens
                        if tok.startswith("\\begin{") and tok.replace("\\begin{", "\\end{", 1) in ids}
@@ -141,6 +143,22 @@ class SyntaxRules:
         counted: the length limit ends a reading too.)"""
         opened = sum(1 + (opened.closer == self.right) + 2 * opened.owed for opened in state.stack)
         return opened + 2 * state.owed + state.delimiter
+
+    def closing(self, state: SyntaxState) -> list[int]:
+        """The ``cost(state)`` tokens that leave ``state`` with nothing open: a blank delimiter
+        where one is due, ``{}`` for each argument owed, then each open group's closer, innermost
+        first (``\\right.`` for a ``\\left``), with the arguments owed after it.  For a reading a
+        bound cut short, so that what it holds still compiles and renders."""
+        out: list[int] = []
+        if state.delimiter and self.blank_delimiter is not None:
+            out.append(self.blank_delimiter)
+        out += [self.open_brace, self.close_brace] * state.owed
+        for opened in reversed(state.stack):
+            out.append(opened.closer)
+            if opened.closer == self.right and self.blank_delimiter is not None:
+                out.append(self.blank_delimiter)
+            out += [self.open_brace, self.close_brace] * opened.owed
+        return out
 
     def budget(self, log_probs: torch.Tensor, states: list[SyntaxState], remaining: int) -> list[bool]:
         """Ban, in place, the tokens after which ``remaining - 1`` steps could no longer close the

@@ -12,14 +12,14 @@ import torch
 
 from model.batching import pad_batch
 from model.config import ModelConfig
-from model.decoding import STOPPED_CONFIDENCE, beam_search, greedy_decode
+from model.decoding import STOPPED_CONFIDENCE, RepetitionGuard, beam_search, greedy_decode
 from model.resources import bundled_model_dir
 from model.syntax import SyntaxRules, SyntaxState, follow, well_formed
 from model.tokenizer import normalize
 from model.vocab import BOS, EOS, SPECIALS, Vocab
 
 TOKENS = ["x", "y", "2", "{", "}", "^", "_", "\\frac", "\\sqrt", "[", "]", "\\left", "\\right", "(", ")",
-          "\\begin{matrix}", "\\end{matrix}", "\\begin{pmatrix}", "\\end{pmatrix}", "&", "\\\\", "+"]
+          "\\begin{matrix}", "\\end{matrix}", "\\begin{pmatrix}", "\\end{pmatrix}", "&", "\\\\", "+", "."]
 VOCAB = Vocab(SPECIALS + TOKENS)
 RULES = SyntaxRules(VOCAB)
 
@@ -244,6 +244,41 @@ LOOPS = {
                               "{": ["\\left"], "\\right": [")"]},
     "nests roots with an index": {"<bos>": ["\\sqrt"], "\\sqrt": ["["], "[": ["\\sqrt"], "]": ["{"]},
 }
+
+
+def test_closing_gives_the_cheapest_ending():
+    cases = {
+        (): [],
+        ("x", "+"): [],
+        ("\\frac", "{", "x"): ["}", "{", "}"],
+        ("\\left", "(", "x", "^"): ["{", "}", "\\right", "."],
+        ("\\left",): [".", "\\right", "."],
+        ("\\sqrt", "[", "2"): ["]", "{", "}"],
+        ("\\begin{matrix}", "{", "x"): ["}", "\\end{matrix}"],
+        ("\\begin{pmatrix}", "\\frac", "{", "\\sqrt"): ["{", "}", "}", "{", "}", "\\end{pmatrix}"],
+    }
+    for prefix, ending in cases.items():
+        state = follow(RULES, ids(*prefix))
+        assert RULES.closing(state) == ids(*ending), prefix
+        assert len(ending) == RULES.cost(state) and well_formed(RULES, ids(*prefix, *ending))
+
+
+@pytest.mark.parametrize("search", ["greedy", "beam"])
+def test_a_reading_the_repetition_guard_cuts_is_closed(search):
+    """A model that loops inside a group: the guard cuts the loop back, and the reading it leaves,
+    which would end with the group open, is closed after it, so that its LaTeX compiles (beam
+    search with a beam of 1, which keeps the loop; wider beams find this model an EOS ending)."""
+    script = {"<bos>": ["\\frac"], "\\frac": ["{"], "{": ["x"], "x": ["+"], "+": ["x"]}
+    model = PreferenceModel(script)
+    images, sizes = pad_batch([np.ones((16, 16), np.float32)])
+    guard = RepetitionGuard(min_span=12)  # the default waits for 48 tokens, past this model's limit
+    decode = (lambda **kw: greedy_decode(model, images, sizes, 40, guard=guard, **kw)[0]) if search == "greedy" else \
+        (lambda **kw: beam_search(model, images, sizes, 1, 40, guard=guard, **kw)[0])
+    raw = decode()
+    assert raw.stopped == "repetition" and not well_formed(RULES, raw.ids)
+    closed = decode(syntax=RULES)
+    assert closed.stopped == "repetition" and well_formed(RULES, closed.ids)
+    assert closed.ids[-3:] == ids("}", "{", "}") and closed.confidence <= STOPPED_CONFIDENCE
 
 
 @pytest.mark.parametrize("beam", [1, 3])
