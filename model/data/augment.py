@@ -223,12 +223,16 @@ def draw_glyph_height(rng: np.random.Generator) -> float:
     """A snip's median glyph height on screen: log-uniform below and above ``SMALL_GLYPH``,
     ``SMALL_GLYPH_SHARE`` of the draws below it."""
     low, high = (GLYPH_RANGE[0], SMALL_GLYPH) if rng.random() < SMALL_GLYPH_SHARE else (SMALL_GLYPH, GLYPH_RANGE[1])
-    return math.exp(rng.uniform(math.log(low), math.log(high)))
+    return _log_uniform(rng, low, high)
 
 
 def draw_input_scale(rng: np.random.Generator) -> float:
     """A training input's glyph scale, log-uniform over ``INPUT_SCALE_RANGE``."""
-    low, high = INPUT_SCALE_RANGE
+    return _log_uniform(rng, *INPUT_SCALE_RANGE)
+
+
+def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    """A size between ``low`` and ``high``, each factor as likely as any other (one draw)."""
     return math.exp(rng.uniform(math.log(low), math.log(high)))
 
 
