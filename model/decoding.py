@@ -26,9 +26,10 @@ bounds: same ids, same confidence.
 
 ``syntax`` (:class:`model.syntax.SyntaxRules`, built from the model's vocabulary) keeps every
 reading well formed: at each step the most probable *allowed* token is taken, so braces,
-``\\left``/``\\right`` and environments close in order and commands get their arguments.  A
-reading the model writes well formed anyway is unchanged; confidences stay the model's own
-probabilities.
+``\\left``/``\\right`` and environments close in order and commands get their arguments; a
+reading the time budget or the repetition guard cuts gets what it left open closed after it
+(``SyntaxRules.closing``).  A reading the model writes well formed anyway is unchanged;
+confidences stay the model's own probabilities.
 """
 
 from __future__ import annotations
