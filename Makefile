@@ -40,7 +40,7 @@ data: install
 # PDF pages as a viewer rasterizes them at 60-100 % zoom (pdflatex at 60-96 dpi, used in training
 # at their own pixel size): the small glyphs' own look, which a larger render scaled down lacks.
 SCREEN_START ?= 0
-SCREEN ?= 180000
+SCREEN ?= 240000
 data-screen: install
 	$(BIN)/im2latex data render --corpus $(DATA)/corpus --out $(DATA)/shards --split train \
 		--renderer tex-screen --start $(SCREEN_START) --limit $(SCREEN) --workers 2 --quiet
